@@ -1,0 +1,6 @@
+"""The browser core: Chromium through Playwright, warm contexts, the in-page bundle."""
+
+from .engine import BrowserEngine
+from .pool import ContextPool
+
+__all__ = ["BrowserEngine", "ContextPool"]

@@ -1,0 +1,50 @@
+"""The browser engine: a `ContextPool` behind the engine interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from ..config import SignerSettings
+from ..engine import EngineOutput
+from ..errors import SignError
+from ..profiles import PROFILES, Profile, get_profile
+from ..urls import PreparedRequest
+from .pool import ContextPool
+
+__all__ = ["BrowserEngine"]
+
+
+class BrowserEngine:
+    """Signs inside warm Chromium contexts, one profile each."""
+
+    name = "browser"
+
+    def __init__(self, settings: SignerSettings) -> None:
+        profiles: Sequence[Profile] = (
+            [get_profile(name) for name in settings.profiles] if settings.profiles else PROFILES
+        )
+        self.pool = ContextPool(settings, profiles)
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def sign_batch(
+        self, requests: Sequence[PreparedRequest]
+    ) -> list[EngineOutput | SignError]:
+        return await self.pool.sign(requests)
+
+    def stats(self) -> dict[str, Any]:
+        stats = asdict(self.pool.stats)
+        stats.update(
+            engine=self.name,
+            contexts_ready=self.pool.contexts_ready,
+            queue_depth=self.pool.queue_depth,
+            browser_version=self.pool.browser_version,
+            executable=self.pool.executable,
+        )
+        return stats

@@ -1,0 +1,366 @@
+"""The pool of warm contexts in one Chromium, and the loop that feeds them batches.
+
+Requests wait in one queue. Each context runs a loop that takes every request waiting
+(up to `max_batch`) and signs them in one page call, so concurrent callers are batched
+without anyone choosing a batch size. A context that fails is replaced and its requests
+go back to the queue; a dead browser is relaunched. Callers see at most a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, Playwright, async_playwright
+
+from ..config import SignerSettings
+from ..engine import EngineOutput
+from ..errors import DeadlineExceeded, EngineUnavailable, SignError
+from ..profiles import Profile
+from ..urls import PreparedRequest
+from .bridge import BridgeServer
+from .context import WarmContext
+from .launch import launch_browser, resolve_executable
+from .procs import browser_pids
+
+__all__ = ["ContextPool", "PoolStats"]
+
+log = logging.getLogger(__name__)
+
+_MAX_ATTEMPTS = 3  # a request survives two failed contexts before its caller hears of it
+_REFILL_BACKOFF = 0.05
+_IDLE_CHECK = 0.1  # seconds an idle loop waits before checking its context is still alive
+
+
+@dataclass(eq=False)
+class _Job:
+    request: PreparedRequest
+    future: asyncio.Future[EngineOutput]
+    attempts: int = 0
+
+
+@dataclass
+class PoolStats:
+    """Counters for dashboards and tests."""
+
+    contexts_total: int = 0
+    signatures: int = 0
+    batches: int = 0
+    recycles: int = 0
+    browser_launches: int = 0
+    browser_restarts: int = 0
+    context_failures: int = 0
+    retried_requests: int = 0
+    expired_requests: int = 0
+    last_batch_sizes: list[int] = field(default_factory=list)
+
+
+class ContextPool:
+    """One Chromium with `settings.contexts` warm contexts, each bound to a profile."""
+
+    def __init__(self, settings: SignerSettings, profiles: Sequence[Profile]) -> None:
+        if not profiles:
+            raise ValueError("a pool needs at least one profile")
+        self._settings = settings
+        self._profiles = list(profiles)
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._slots: list[WarmContext | None] = [None] * settings.contexts
+        self._tasks: list[asyncio.Task[None]] = []
+        self._launch_lock = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._bridge = BridgeServer()
+        self._executable = ""
+        self._vendor_scripts = [
+            Path(path).read_text(encoding="utf-8")
+            for path in (settings.vendor_sdk_path, settings.vendor_acrawler_path)
+            if path is not None
+        ]
+        self._opened = asyncio.Condition()
+        self._marker = f"--signer-pool={secrets.token_hex(8)}"
+        self._generation = 0
+        self._closing = False
+        self.stats = PoolStats(contexts_total=settings.contexts)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Launch Chromium and open the first context; the others open in the background.
+
+        The pool signs as soon as one context is warm; `wait_warm` waits for all of them.
+        """
+        self._playwright = await async_playwright().start()
+        try:
+            self._executable = resolve_executable(self._playwright, self._settings.chromium_path)
+            await self._bridge.start()
+            await self._open(0)
+        except BaseException:
+            await self.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._run_slot(index), name=f"signer-context-{index}")
+            for index in range(len(self._slots))
+        ]
+
+    async def wait_warm(self, count: int | None = None, timeout: float = 30.0) -> None:
+        """Wait until `count` contexts (all by default) are open and healthy."""
+        wanted = len(self._slots) if count is None else count
+        async with asyncio.timeout(timeout), self._opened:
+            await self._opened.wait_for(lambda: self.contexts_ready >= wanted)
+
+    async def close(self) -> None:
+        """Stop the loops, fail what still waits, and shut Chromium down."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(EngineUnavailable("the signer is shutting down"))
+        for index, warm in enumerate(self._slots):
+            if warm is not None:
+                await warm.close(self._bridge)
+                self._slots[index] = None
+        if self._browser is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    await self._browser.close()
+            self._browser = None
+        await self._bridge.close()
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                await self._playwright.stop()
+            self._playwright = None
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def sign(self, requests: Sequence[PreparedRequest]) -> list[EngineOutput | SignError]:
+        """Sign `requests`, each bounded by its own deadline."""
+        if self._closing:
+            raise EngineUnavailable("the signer is closed")
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(request, loop.create_future()) for request in requests]
+        for job in jobs:
+            self._queue.put_nowait(job)
+        return list(await asyncio.gather(*(self._await(job) for job in jobs)))
+
+    async def _await(self, job: _Job) -> EngineOutput | SignError:
+        remaining = job.request.deadline - time.time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), max(remaining, 0))
+        except TimeoutError:
+            job.future.cancel()  # the loops skip it if it is still queued
+            self.stats.expired_requests += 1
+            return DeadlineExceeded("the deadline passed before a browser context signed it")
+        except SignError as error:
+            return error
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def contexts_ready(self) -> int:
+        return sum(1 for warm in self._slots if warm is not None and not warm.broken)
+
+    def contexts(self) -> list[WarmContext]:
+        return [warm for warm in self._slots if warm is not None and not warm.broken]
+
+    @property
+    def executable(self) -> str:
+        return self._executable
+
+    @property
+    def browser_pid(self) -> int | None:
+        """The process id of this pool's Chromium (its main process), if running."""
+        pids = browser_pids(self._marker)
+        return pids[0] if pids else None
+
+    @property
+    def browser_version(self) -> str:
+        return self._browser.version if self._browser is not None else ""
+
+    # -- the loops ----------------------------------------------------------------------
+
+    async def _run_slot(self, index: int) -> None:
+        settings = self._settings
+        while not self._closing:
+            warm = self._slots[index]
+            if warm is None or warm.broken:
+                try:
+                    warm = await self._open(index)
+                except Exception as error:
+                    log.warning("context %d could not be opened: %s", index, error)
+                    await asyncio.sleep(_REFILL_BACKOFF)
+                    continue
+            jobs = await self._take_batch(settings.max_batch)
+            if jobs and warm.broken:
+                # Lost while waiting (browser died): hand the work to a healthy context.
+                for job in jobs:
+                    self._queue.put_nowait(job)
+                continue
+            if jobs:
+                await self._sign_on(warm, jobs)
+            if warm.due_for_recycle(
+                settings.recycle_after_signatures, settings.recycle_after_seconds
+            ):
+                self.stats.recycles += 1
+                warm.broken = True  # reopened at the top of the loop
+
+    async def _take_batch(self, limit: int) -> list[_Job]:
+        # The timeout only bounds how long a context that broke while idle stays broken.
+        try:
+            first = await asyncio.wait_for(self._queue.get(), _IDLE_CHECK)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        now = time.time()
+        live = []
+        for job in batch:
+            if job.future.done():
+                continue
+            if job.request.deadline <= now:
+                self.stats.expired_requests += 1
+                job.future.set_exception(DeadlineExceeded("the deadline passed in the queue"))
+                continue
+            live.append(job)
+        return live
+
+    async def _sign_on(self, warm: WarmContext, jobs: list[_Job]) -> None:
+        navigators = []
+        items = []
+        for job in jobs:
+            request = job.request
+            user_agent = request.user_agent or warm.navigator.user_agent
+            navigator = warm.navigator.for_user_agent(user_agent)
+            navigators.append(navigator)
+            item: dict[str, Any] = {
+                "query": request.query_for(navigator),
+                "userAgent": user_agent,
+                "msToken": request.ms_token,
+                "includeVerifyFp": request.include_verify_fp,
+            }
+            if request.body:
+                item["bodyBase64"] = base64.b64encode(request.body).decode()
+            if self._vendor_scripts:
+                item["url"] = request.url
+            items.append(item)
+        try:
+            results = await warm.sign(items, self._settings.browser_call_timeout)
+        except EngineUnavailable as error:
+            warm.broken = True
+            self.stats.context_failures += 1
+            log.warning("context %s failed: %s", warm.slot, error)
+            for job in jobs:
+                self._retry_or_fail(job, error)
+            return
+        self.stats.batches += 1
+        self.stats.signatures += len(jobs)
+        sizes = self.stats.last_batch_sizes
+        sizes.append(len(jobs))
+        del sizes[:-64]
+        for job, navigator, result in zip(jobs, navigators, results, strict=True):
+            if job.future.done():
+                continue
+            if "error" in result:
+                job.future.set_exception(SignError(f"the page could not sign: {result['error']}"))
+                continue
+            job.future.set_result(
+                EngineOutput(
+                    query=result["query"],
+                    x_bogus=result["xBogus"],
+                    x_gnarly=result["xGnarly"],
+                    x_tt_params=result["xttParams"],
+                    verify_fp=result["verifyFp"],
+                    timestamp=int(result["timestamp"]),
+                    canvas=int(result["canvas"]),
+                    user_agent=result["userAgent"],
+                    signature=result.get("signature", ""),
+                    navigator=navigator,
+                    profile=warm.profile.id,
+                    engine="browser-vendor"
+                    if result.get("engineXBogus") == "vendor"
+                    else "browser",
+                )
+            )
+
+    def _retry_or_fail(self, job: _Job, error: SignError) -> None:
+        if job.future.done():
+            return
+        job.attempts += 1
+        if job.attempts < _MAX_ATTEMPTS and job.request.deadline > time.time():
+            self.stats.retried_requests += 1
+            self._queue.put_nowait(job)
+        else:
+            job.future.set_exception(error)
+
+    # -- browser and contexts -----------------------------------------------------------
+
+    async def _open(self, index: int) -> WarmContext:
+        """Open a fresh context for slot `index`, replacing (and closing) the old one."""
+        old = self._slots[index]
+        browser = await self._ensure_browser()
+        self._generation += 1
+        profile = self._profiles[index % len(self._profiles)]
+        try:
+            warm = await WarmContext.open(
+                browser=browser,
+                bridge=self._bridge,
+                profile=profile,
+                slot=f"{index}-{self._generation}",
+                vendor_scripts=self._vendor_scripts,
+                timeout=self._settings.launch_timeout,
+            )
+        except Exception:
+            if not browser.is_connected():
+                self._browser_lost(browser)
+            raise
+        self._slots[index] = warm
+        async with self._opened:
+            self._opened.notify_all()
+        if old is not None:
+            asyncio.create_task(old.close(self._bridge))  # noqa: RUF006 - fire and forget
+        return warm
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._launch_lock:
+            browser = self._browser
+            if browser is not None and browser.is_connected():
+                return browser
+            if browser is not None:
+                self.stats.browser_restarts += 1
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await browser.close()
+            assert self._playwright is not None
+            browser = await launch_browser(
+                self._playwright, self._executable, self._settings.launch_timeout, self._marker
+            )
+            browser.on("disconnected", self._browser_lost)
+            self.stats.browser_launches += 1
+            self._browser = browser
+            return browser
+
+    def _browser_lost(self, browser: Browser) -> None:
+        # Every page of that browser is gone: fail their calls now rather than at timeout.
+        if self._closing:
+            return
+        log.warning("Chromium disconnected; relaunching")
+        for warm in self._slots:
+            if warm is not None and warm.context.browser is browser:
+                warm.broken = True
+                warm.channel.fail("Chromium disconnected")

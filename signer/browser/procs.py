@@ -1,0 +1,68 @@
+"""Process facts from /proc: the Chromium we launched, and memory of a process tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["browser_pids", "children", "descendants", "tree_rss_bytes"]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (empty where /proc does not say)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    stack = children(pid)
+    while stack:
+        child = stack.pop()
+        out.append(child)
+        stack.extend(children(child))
+    return out
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def browser_pids(marker: str = "--remote-debugging-pipe", root: int | None = None) -> list[int]:
+    """Main Chromium processes below `root` (this process by default) whose command line
+    has `marker`; helper processes (renderers, GPU, zygote) carry `--type=` and are left out.
+    """
+    pids = []
+    for pid in descendants(root if root is not None else os.getpid()):
+        args = _cmdline(pid)
+        if marker in args and not any(a.startswith("--type=") for a in args):
+            pids.append(pid)
+    return pids
+
+
+def _memory(pid: int) -> int:
+    # PSS splits pages shared between Chromium's processes fairly; summing RSS would
+    # count the shared libraries once per renderer.
+    for name, field in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+        try:
+            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return 0
+
+
+def tree_rss_bytes(root: int | None = None) -> int:
+    """Memory (PSS) of `root` and everything below it (Chromium, driver, renderers)."""
+    pid = root if root is not None else os.getpid()
+    return sum(_memory(p) for p in [pid, *descendants(pid)])

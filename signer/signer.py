@@ -1,0 +1,112 @@
+"""`Signer`: the one entry point that turns unsigned TikTok URLs into signed ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from .config import EngineName, SignerSettings
+from .engine import EngineOutput, SigningEngine
+from .errors import DeadlineExceeded, SignError
+from .models import SignRequest, SignResult
+from .native import NativeEngine
+from .selfcheck import check_output
+from .urls import PreparedRequest, prepare_request
+
+__all__ = ["Signer"]
+
+
+def _make_engine(name: EngineName, settings: SignerSettings) -> SigningEngine:
+    if name == "native":
+        return NativeEngine(settings)
+    # Imported here so the native engine works where Playwright is not installed.
+    from .browser import BrowserEngine
+
+    return BrowserEngine(settings)
+
+
+class Signer:
+    """Validates requests, has an engine sign them, and returns only what checks out.
+
+    Use as `async with Signer() as signer: await signer.sign(SignRequest(url))`.
+    """
+
+    def __init__(
+        self,
+        settings: SignerSettings | None = None,
+        *,
+        engine: EngineName | None = None,
+    ) -> None:
+        self.settings = settings or SignerSettings()
+        self.engine: SigningEngine = _make_engine(engine or self.settings.engine, self.settings)
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def __aenter__(self) -> Signer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def sign(self, request: SignRequest) -> SignResult:
+        """Sign one request; raises a `SignError` subclass when it cannot be signed."""
+        (result,) = await self.sign_many([request])
+        if isinstance(result, SignError):
+            raise result
+        return result
+
+    async def sign_many(self, requests: Sequence[SignRequest]) -> list[SignResult | SignError]:
+        """Sign several requests in one go; each answer is a result or that request's error."""
+        answers: list[SignResult | SignError | None] = [None] * len(requests)
+        prepared: list[tuple[int, PreparedRequest]] = []
+        for index, request in enumerate(requests):
+            try:
+                prepared.append((index, prepare_request(request, self.settings)))
+            except SignError as error:
+                answers[index] = error
+        if prepared:
+            outputs = await self.engine.sign_batch([item for _, item in prepared])
+            for (index, item), output in zip(prepared, outputs, strict=True):
+                answers[index] = output if isinstance(output, SignError) else _finish(item, output)
+        return [answer for answer in answers if answer is not None]
+
+    def stats(self) -> dict[str, Any]:
+        return self.engine.stats()
+
+
+def _finish(request: PreparedRequest, output: EngineOutput) -> SignResult | SignError:
+    try:
+        check_output(request, output)
+    except SignError as error:
+        return error
+    if time.time() > request.deadline:
+        return DeadlineExceeded("signed after the deadline; a late signature is not returned")
+    return SignResult(
+        signed_url=f"{request.base}?{output.query}&X-Bogus={output.x_bogus}"
+        f"&X-Gnarly={output.x_gnarly}",
+        x_bogus=output.x_bogus,
+        x_gnarly=output.x_gnarly,
+        x_tt_params=output.x_tt_params,
+        verify_fp=output.verify_fp,
+        ms_token=request.ms_token,
+        ms_token_minted=request.ms_token_minted,
+        signature=output.signature,
+        user_agent=output.user_agent,
+        navigator=output.navigator,
+        timestamp=output.timestamp,
+        canvas=output.canvas,
+        engine=output.engine,
+        profile=output.profile,
+    )

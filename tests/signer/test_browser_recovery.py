@@ -1,0 +1,110 @@
+"""Crashes, hangs and recycling: the caller sees at most a delay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from signer import Signer, SignerSettings, SignRequest, SignResult
+from signer.browser import BrowserEngine
+
+from .conftest import FETCH_URL
+
+
+@pytest.fixture
+async def fragile_signer(require_chromium: None) -> AsyncIterator[Signer]:
+    signer = Signer(SignerSettings(engine="browser", contexts=2, browser_call_timeout=1.0))
+    await signer.start()
+    await _pool(signer).pool.wait_warm()
+    yield signer
+    await signer.close()
+
+
+def _pool(signer: Signer) -> BrowserEngine:
+    assert isinstance(signer.engine, BrowserEngine)
+    return signer.engine
+
+
+async def test_killed_chromium_is_relaunched_and_signs_within_3s(fragile_signer: Signer) -> None:
+    await fragile_signer.sign(SignRequest(FETCH_URL))
+    pid = _pool(fragile_signer).pool.browser_pid
+    assert pid is not None
+    # A stream of requests is running when the browser dies.
+    burst = asyncio.gather(
+        *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(50)),
+        return_exceptions=True,
+    )
+    await asyncio.sleep(0.01)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    result = await fragile_signer.sign(SignRequest(FETCH_URL, deadline=time.time() + 3))
+    elapsed = time.monotonic() - killed_at
+    assert isinstance(result, SignResult)
+    assert elapsed < 3.0, f"first signature {elapsed:.2f} s after the kill"
+    answers = await burst
+    assert all(isinstance(a, SignResult) for a in answers), [
+        a for a in answers if not isinstance(a, SignResult)
+    ][:3]
+    stats = fragile_signer.stats()
+    assert stats["browser_restarts"] >= 1
+    new_pid = _pool(fragile_signer).pool.browser_pid
+    assert new_pid is not None
+    assert new_pid != pid
+
+
+async def test_crashed_page_is_replaced(fragile_signer: Signer) -> None:
+    pool = _pool(fragile_signer).pool
+    victim = pool.contexts()[0]
+    cdp = await victim.context.new_cdp_session(victim.page)
+    with contextlib.suppress(Exception):  # the renderer dies before it can answer
+        async with asyncio.timeout(2):
+            await cdp.send("Page.crash")
+    results = await asyncio.gather(
+        *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(20))
+    )
+    assert all(isinstance(r, SignResult) for r in results)
+    await pool.wait_warm(2, timeout=5)
+    assert pool.contexts_ready == 2
+    assert victim not in pool.contexts()
+
+
+async def test_hung_page_times_out_and_requests_are_retried(fragile_signer: Signer) -> None:
+    pool = _pool(fragile_signer).pool
+    victim = pool.contexts()[0]
+    # Block the page's event loop: its channel can no longer answer.
+    await victim.page.evaluate("() => { setTimeout(() => { while (true) {} }, 0); }")
+    results = await asyncio.gather(
+        *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(20))
+    )
+    assert all(isinstance(r, SignResult) for r in results)
+    assert pool.stats.context_failures >= 1 or victim not in pool.contexts()
+
+
+async def test_contexts_recycle_after_n_signatures(require_chromium: None) -> None:
+    settings = SignerSettings(engine="browser", contexts=1, recycle_after_signatures=5)
+    async with Signer(settings) as signer:
+        pool = _pool(signer).pool
+        first = pool.contexts()[0]
+        for _ in range(12):
+            await signer.sign(SignRequest(FETCH_URL))
+        assert pool.stats.recycles == 2  # after the 5th and the 10th signature
+        assert first not in pool.contexts()
+
+
+async def test_contexts_recycle_after_t_seconds(require_chromium: None) -> None:
+    settings = SignerSettings(engine="browser", contexts=1, recycle_after_seconds=0.3)
+    async with Signer(settings) as signer:
+        pool = _pool(signer).pool
+        first = pool.contexts()[0]
+        await signer.sign(SignRequest(FETCH_URL))
+        await asyncio.sleep(0.5)
+        await signer.sign(SignRequest(FETCH_URL))
+        await signer.sign(SignRequest(FETCH_URL))
+        assert pool.stats.recycles >= 1
+        assert first not in pool.contexts()
