@@ -12,7 +12,7 @@ from .engine import EngineOutput, SigningEngine
 from .errors import DeadlineExceeded, SignError
 from .models import SignRequest, SignResult
 from .native import NativeEngine
-from .selfcheck import check_output
+from .selfcheck import check_outputs
 from .urls import PreparedRequest, prepare_request
 
 __all__ = ["Signer"]
@@ -78,21 +78,30 @@ class Signer:
                 answers[index] = error
         if prepared:
             outputs = await self.engine.sign_batch([item for _, item in prepared])
+            signed: list[tuple[int, PreparedRequest, EngineOutput]] = []
             for (index, item), output in zip(prepared, outputs, strict=True):
-                answers[index] = output if isinstance(output, SignError) else _finish(item, output)
+                if isinstance(output, SignError):
+                    answers[index] = output
+                else:
+                    signed.append((index, item, output))
+            failures = check_outputs([(item, output) for _, item, output in signed])
+            now = time.time()
+            for (index, item, output), failure in zip(signed, failures, strict=True):
+                if failure is not None:
+                    answers[index] = failure
+                elif now > item.deadline:
+                    answers[index] = DeadlineExceeded(
+                        "signed after the deadline; a late signature is not returned"
+                    )
+                else:
+                    answers[index] = _result(item, output)
         return [answer for answer in answers if answer is not None]
 
     def stats(self) -> dict[str, Any]:
         return self.engine.stats()
 
 
-def _finish(request: PreparedRequest, output: EngineOutput) -> SignResult | SignError:
-    try:
-        check_output(request, output)
-    except SignError as error:
-        return error
-    if time.time() > request.deadline:
-        return DeadlineExceeded("signed after the deadline; a late signature is not returned")
+def _result(request: PreparedRequest, output: EngineOutput) -> SignResult:
     return SignResult(
         signed_url=f"{request.base}?{output.query}&X-Bogus={output.x_bogus}"
         f"&X-Gnarly={output.x_gnarly}",

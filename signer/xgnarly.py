@@ -4,6 +4,10 @@ A token is a TLV list of fields (hashes of the query, body and User-Agent, time,
 canvas, SDK identity, random values, an XOR checksum) encrypted with the cipher in
 `signer.gnarlycipher`, with the 48-byte key spliced into the ciphertext at a
 position derived from the bytes themselves.
+
+The signing service checks every token it makes, so decoding also comes in a batched
+form (`decode_xgnarly_many`, `verify_xgnarly_many`) that runs the cipher for all the
+tokens of a batch together; see `signer.gnarlycipher`.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import hashlib
 import secrets
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, reduce
 from operator import xor
 
 from signer.alphabet import decode_custom_b64, encode_custom_b64, to_utf8
-from signer.gnarlycipher import KEY_LENGTH, gnarly_xor
+from signer.gnarlycipher import KEY_LENGTH, gnarly_xor, gnarly_xor_many
 from signer.tokenerrors import TokenDecodeError
 
 __all__ = [
@@ -25,8 +30,10 @@ __all__ = [
     "GnarlyRandomness",
     "XGnarlyFields",
     "decode_xgnarly",
+    "decode_xgnarly_many",
     "encode_xgnarly",
     "verify_xgnarly",
+    "verify_xgnarly_many",
 ]
 
 XGNARLY_ALPHABET = "u09tbS3UvgDEe6r-ZVMXzLpsAohTn7mdINQlW412GqBjfYiyk8JORCF5/xKHwacP"
@@ -69,6 +76,7 @@ _MD5_KEYS = (QUERY_MD5, BODY_MD5, UA_MD5)
 # Without these a token says nothing a verifier could check.
 _REQUIRED = frozenset({CHECKSUM, QUERY_MD5, BODY_MD5, UA_MD5, TIMESTAMP, CANVAS})
 _HEX = frozenset("0123456789abcdef")
+_HEX_BYTES = b"0123456789abcdef"
 
 _NAMES = {
     CHECKSUM: "checksum",
@@ -338,8 +346,85 @@ def _parse(plain: bytes) -> dict[int, int | str]:
     return fields
 
 
-def decode_xgnarly(token: str) -> XGnarlyFields:
-    """Unseal and parse an X-Gnarly token; raises TokenDecodeError if it is not well formed."""
+# The contract's layout: fields 1..15 then 0, with these widths (9 and 10 vary).
+_ORDER = (*range(1, 16), CHECKSUM)
+_WIDTHS_HEAD = (2, 2, 32, 32, 32, 4, 4, 4)
+_WIDTHS_TAIL = (2, 2, 2, 4, 4, 4)
+# Field 9's header follows the count byte and fields 1 to 8; the fixed-width fields
+# and the 16 headers add up to 179 bytes besides the two SDK strings.
+_TAG_HEAD = 1 + 2 * 5 + 3 * 35 + 3 * 7
+_FIXED_BYTES = 179
+
+
+@lru_cache(maxsize=32)
+def _contract(tag_len: int, version_len: int) -> tuple[struct.Struct, tuple[int, ...]]:
+    """The contract's plaintext layout for these SDK string lengths, and its field widths."""
+    widths = (*_WIDTHS_HEAD, tag_len, version_len, *_WIDTHS_TAIL)
+    return _layout(tag_len, version_len), widths
+
+
+def _parse_contract(plain: bytes) -> dict[int, int | str] | None:
+    """The checked fields of a plaintext in the contract's exact layout, or None.
+
+    Our encoder always writes this layout, so a self-check meets little else, and one C
+    call unpacks it. Anything unexpected returns None, and `_parse` then decides (and
+    gives the error), so the outcome is always the general path's: the same fields in
+    the same order, or for a wrong checksum the same TokenDecodeError.
+    """
+    size = len(plain)
+    if size < _FIXED_BYTES or plain[0] != 16:
+        return None
+    tag_len = (plain[_TAG_HEAD + 1] << 8) | plain[_TAG_HEAD + 2]
+    version_len = size - _FIXED_BYTES - tag_len
+    if version_len < 0:
+        return None
+    layout, widths = _contract(tag_len, version_len)
+    values = layout.unpack(plain)
+    if values[1::3] != _ORDER or values[2::3] != widths:
+        return None
+    # fmt: off
+    (
+        magic, variant, query, body, ua, timestamp, canvas, counter,
+        tag, version, flag, seen, intercepted, random16, random32, checksum,
+    ) = values[3::3]
+    # fmt: on
+    if (
+        query.translate(None, _HEX_BYTES)
+        or body.translate(None, _HEX_BYTES)
+        or ua.translate(None, _HEX_BYTES)
+    ):
+        return None
+    try:
+        tag_text = tag.decode("utf-8")
+        version_text = version.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    expected = magic ^ variant ^ timestamp ^ canvas ^ counter
+    expected ^= flag ^ seen ^ intercepted ^ random16 ^ random32
+    if checksum != expected:
+        raise TokenDecodeError("X-Gnarly checksum does not match")
+    return {
+        MAGIC: magic,
+        VARIANT: variant,
+        QUERY_MD5: query.decode("ascii"),
+        BODY_MD5: body.decode("ascii"),
+        UA_MD5: ua.decode("ascii"),
+        TIMESTAMP: timestamp,
+        CANVAS: canvas,
+        COUNTER: counter,
+        SDK_TAG: tag_text,
+        SDK_VERSION: version_text,
+        FLAG: flag,
+        REQUESTS_SEEN: seen,
+        REQUESTS_INTERCEPTED: intercepted,
+        RANDOM16: random16,
+        RANDOM32: random32,
+        CHECKSUM: checksum,
+    }
+
+
+def _unseal(token: str) -> tuple[bytes, bytes]:
+    """(key, ciphertext) of a token; raises TokenDecodeError if it cannot hold them."""
     raw = decode_custom_b64(token, XGNARLY_ALPHABET)
     if not raw or raw[0] != _LEAD:
         raise TokenDecodeError(f"X-Gnarly must start with byte {_LEAD}")
@@ -352,13 +437,79 @@ def decode_xgnarly(token: str) -> XGnarlyFields:
     insert = sum(spliced) % (ct_len + 1)
     key = spliced[insert : insert + KEY_LENGTH]
     ciphertext = spliced[:insert] + spliced[insert + KEY_LENGTH :]
-    fields = _parse(gnarly_xor(key, ciphertext))
+    return key, ciphertext
+
+
+def _checked(plain: bytes) -> dict[int, int | str]:
+    """Parse and check a decrypted plaintext; raises TokenDecodeError if it is not well formed."""
+    fields = _parse_contract(plain)
+    if fields is not None:
+        return fields
+    fields = _parse(plain)
     missing = sorted(_REQUIRED - fields.keys())
     if missing:
         raise TokenDecodeError(f"X-Gnarly lacks fields {missing}")
     if fields[CHECKSUM] != _checksum(fields):
         raise TokenDecodeError("X-Gnarly checksum does not match")
-    return XGnarlyFields(fields, key)
+    return fields
+
+
+def decode_xgnarly(token: str) -> XGnarlyFields:
+    """Unseal and parse an X-Gnarly token; raises TokenDecodeError if it is not well formed."""
+    key, ciphertext = _unseal(token)
+    return XGnarlyFields(_checked(gnarly_xor(key, ciphertext)), key)
+
+
+def _decrypt_many(tokens: Sequence[str]) -> list[tuple[bytes, bytes] | TokenDecodeError]:
+    """(key, plaintext) of every token, or the TokenDecodeError unsealing it raises.
+
+    The cipher runs once for the whole batch. Errors are returned without their
+    traceback, which would otherwise keep this frame's locals alive with them.
+    """
+    unsealed: list[tuple[bytes, bytes] | TokenDecodeError] = []
+    for token in tokens:
+        try:
+            unsealed.append(_unseal(token))
+        except TokenDecodeError as exc:
+            unsealed.append(exc.with_traceback(None))
+    sealed = [u for u in unsealed if not isinstance(u, TokenDecodeError)]
+    plains = iter(gnarly_xor_many(sealed))
+    return [u if isinstance(u, TokenDecodeError) else (u[0], next(plains)) for u in unsealed]
+
+
+def decode_xgnarly_many(tokens: Sequence[str]) -> list[XGnarlyFields | TokenDecodeError]:
+    """decode_xgnarly on every token, with the cipher run for all of them together.
+
+    Each entry is what decode_xgnarly gives for that token, or the TokenDecodeError it
+    raises (returned, not raised, so one bad token does not sink the batch).
+    """
+    if len(tokens) == 1:
+        try:
+            return [decode_xgnarly(tokens[0])]
+        except TokenDecodeError as exc:
+            return [exc.with_traceback(None)]
+    results: list[XGnarlyFields | TokenDecodeError] = []
+    for entry in _decrypt_many(tokens):
+        if isinstance(entry, TokenDecodeError):
+            results.append(entry)
+            continue
+        key, plain = entry
+        try:
+            results.append(XGnarlyFields(_checked(plain), key))
+        except TokenDecodeError as exc:
+            results.append(exc.with_traceback(None))
+    return results
+
+
+def _fingerprints(
+    fields: dict[int, int | str], query: str, user_agent: str, body: bytes | str
+) -> bool:
+    # Checked fields always hold the three hashes (they are required).
+    return (
+        fields[QUERY_MD5] == _md5_hex(to_utf8(query))
+        and fields[BODY_MD5] == _body_md5(body)
+        and fields[UA_MD5] == _ua_md5(user_agent)
+    )
 
 
 def verify_xgnarly(token: str, query: str, user_agent: str, body: bytes | str = b"") -> bool:
@@ -367,8 +518,24 @@ def verify_xgnarly(token: str, query: str, user_agent: str, body: bytes | str = 
         fields = decode_xgnarly(token)
     except TokenDecodeError:
         return False
-    return (
-        fields.query_md5 == _md5_hex(to_utf8(query))
-        and fields.body_md5 == _body_md5(body)
-        and fields.ua_md5 == _ua_md5(user_agent)
-    )
+    return _fingerprints(fields.fields, query, user_agent, body)
+
+
+def verify_xgnarly_many(items: Sequence[tuple[str, str, str, bytes | str]]) -> list[bool]:
+    """verify_xgnarly on many (token, query, user_agent, body) items at once."""
+    if len(items) == 1:
+        return [verify_xgnarly(*items[0])]
+    results: list[bool] = []
+    for entry, (_, query, user_agent, body) in zip(
+        _decrypt_many([item[0] for item in items]), items, strict=True
+    ):
+        if isinstance(entry, TokenDecodeError):
+            results.append(False)
+            continue
+        try:
+            fields = _checked(entry[1])
+        except TokenDecodeError:
+            results.append(False)
+        else:
+            results.append(_fingerprints(fields, query, user_agent, body))
+    return results

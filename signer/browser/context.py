@@ -77,14 +77,15 @@ class WarmContext:
         """Create the context, load the page, compute its canvas and connect its channel."""
         full_version = browser.version
         user_agent = profile.user_agent(int(full_version.split(".")[0]))
-        context = await browser.new_context(
-            user_agent=user_agent,
-            locale=profile.language,
-            timezone_id=profile.timezone,
-            viewport={"width": profile.viewport_width, "height": profile.viewport_height},
-            screen={"width": profile.screen_width, "height": profile.screen_height},
-            device_scale_factor=profile.device_scale_factor,
-        )
+        async with asyncio.timeout(timeout):
+            context = await browser.new_context(
+                user_agent=user_agent,
+                locale=profile.language,
+                timezone_id=profile.timezone,
+                viewport={"width": profile.viewport_width, "height": profile.viewport_height},
+                screen={"width": profile.screen_width, "height": profile.screen_height},
+                device_scale_factor=profile.device_scale_factor,
+            )
         channel = bridge.register(slot)
         try:
             async with asyncio.timeout(timeout):

@@ -87,6 +87,7 @@ class ContextPool:
         self._opened = asyncio.Condition()
         self._marker = f"--signer-pool={secrets.token_hex(8)}"
         self._generation = 0
+        self._idle = 0  # loops waiting for work
         self._closing = False
         self.stats = PoolStats(contexts_total=settings.contexts)
 
@@ -154,18 +155,25 @@ class ContextPool:
         jobs = [_Job(request, loop.create_future()) for request in requests]
         for job in jobs:
             self._queue.put_nowait(job)
+        if len(jobs) == 1:  # the common case: no gather, no extra task
+            return [await self._await(jobs[0])]
         return list(await asyncio.gather(*(self._await(job) for job in jobs)))
 
     async def _await(self, job: _Job) -> EngineOutput | SignError:
-        remaining = job.request.deadline - time.time()
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), max(remaining, 0))
+            # `timeout_at` cancels the wait (and so the job's future, which the loops then
+            # skip) without the extra task `wait_for` would create per request.
+            async with asyncio.timeout_at(self._loop_deadline(job.request.deadline)):
+                return await job.future
         except TimeoutError:
-            job.future.cancel()  # the loops skip it if it is still queued
             self.stats.expired_requests += 1
             return DeadlineExceeded("the deadline passed before a browser context signed it")
         except SignError as error:
             return error
+
+    @staticmethod
+    def _loop_deadline(unix_deadline: float) -> float:
+        return asyncio.get_running_loop().time() + (unix_deadline - time.time())
 
     @property
     def queue_depth(self) -> int:
@@ -221,10 +229,17 @@ class ContextPool:
 
     async def _take_batch(self, limit: int) -> list[_Job]:
         # The timeout only bounds how long a context that broke while idle stays broken.
+        self._idle += 1
         try:
-            first = await asyncio.wait_for(self._queue.get(), _IDLE_CHECK)
+            async with asyncio.timeout(_IDLE_CHECK):
+                first = await self._queue.get()
         except TimeoutError:
             return []
+        finally:
+            self._idle -= 1
+        # Share a burst with the contexts still idle: their pages sign in parallel.
+        share = -(-(self._queue.qsize() + 1) // (self._idle + 1))
+        limit = max(1, min(limit, share))
         batch = [first]
         while len(batch) < limit and not self._queue.empty():
             batch.append(self._queue.get_nowait())
