@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_a_sound_output_passes() -> None:
         {"verify_fp": ""},
     ],
 )
-def test_each_tampered_field_is_caught(tamper: dict[str, str]) -> None:
+def test_each_tampered_field_is_caught(tamper: dict[str, Any]) -> None:
     request, output = _signed()
     with pytest.raises(SelfCheckFailed):
         check_output(request, dataclasses.replace(output, **tamper))
