@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
+from importlib.resources import files
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page
+import aiohttp
+from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from ..errors import EngineUnavailable
 from ..models import Navigator
 from ..profiles import Profile, browser_params
-from .bridge import BridgeServer, PageChannel
+from .devtools import PageChannel
 
-__all__ = ["WarmContext"]
+__all__ = ["PAGE_URL", "WarmContext", "page_html"]
+
+# The signing page is served by Playwright's router, never fetched: it has TikTok's origin,
+# as a vendor script would expect, and is a secure context.
+PAGE_URL = "https://www.tiktok.com/"
+
+
+def page_html() -> str:
+    """The signing page: our in-page bundle, inline."""
+    bundle = files("signer.bundle").joinpath("signer.js").read_text(encoding="utf-8")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>TikTok</title></head>"
+        f"<body><script>{bundle}</script></body></html>"
+    )
 
 
 def _client_hints(profile: Profile, full_version: str) -> dict[str, Any]:
@@ -68,7 +83,9 @@ class WarmContext:
         cls,
         *,
         browser: Browser,
-        bridge: BridgeServer,
+        devtools_port: int,
+        session: aiohttp.ClientSession,
+        html: str,
         profile: Profile,
         slot: str,
         vendor_scripts: list[str],
@@ -86,9 +103,18 @@ class WarmContext:
                 screen={"width": profile.screen_width, "height": profile.screen_height},
                 device_scale_factor=profile.device_scale_factor,
             )
-        channel = bridge.register(slot)
+        channel = PageChannel(slot)
+
+        async def serve(route: Route) -> None:
+            # Our page, and nothing else: a vendor script's own requests go nowhere.
+            if route.request.url == PAGE_URL:
+                await route.fulfill(status=200, content_type="text/html", body=html)
+            else:
+                await route.abort()
+
         try:
             async with asyncio.timeout(timeout):
+                await context.route("**/*", serve)
                 for script in vendor_scripts:
                     await context.add_init_script(script=script)
                 page = await context.new_page()
@@ -106,7 +132,7 @@ class WarmContext:
                         "userAgentMetadata": _client_hints(profile, full_version),
                     },
                 )
-                await page.goto(bridge.page_url(slot))
+                await page.goto(PAGE_URL)
                 report: dict[str, Any] = await page.evaluate(
                     "(config) => globalThis.__ttsigner.init(config)",
                     {
@@ -116,12 +142,12 @@ class WarmContext:
                         "vendor": bool(vendor_scripts),
                     },
                 )
-                await page.evaluate(
-                    "(url) => globalThis.__ttbridge.connect(url)", bridge.socket_url(slot)
-                )
-                await channel.connected.wait()
+                # The session stays open: the overrides above last only as long as it does.
+                target = (await cdp.send("Target.getTargetInfo"))["targetInfo"]["targetId"]
+                url = f"ws://127.0.0.1:{devtools_port}/devtools/page/{target}"
+                await channel.connect(session, url, timeout)
         except BaseException:
-            bridge.unregister(slot)
+            await channel.close()
             await _close_quietly(context)
             raise
         live = report["navigator"]
@@ -155,8 +181,7 @@ class WarmContext:
     def due_for_recycle(self, max_signatures: int, max_age: float) -> bool:
         return self.signed >= max_signatures or time.monotonic() - self.created >= max_age
 
-    async def close(self, bridge: BridgeServer) -> None:
-        bridge.unregister(self.slot)
+    async def close(self) -> None:
         await self.channel.close()
         await _close_quietly(self.context)
 

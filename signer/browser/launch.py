@@ -8,6 +8,7 @@ from pathlib import Path
 from playwright.async_api import Browser, Playwright
 
 from ..errors import EngineUnavailable
+from .devtools import DEVTOOLS_PORT_ARG
 
 __all__ = ["CHROMIUM_ARGS", "launch_browser", "resolve_executable"]
 
@@ -62,7 +63,7 @@ async def launch_browser(
     try:
         return await playwright.chromium.launch(
             executable_path=executable,
-            args=[*CHROMIUM_ARGS, marker],
+            args=[*CHROMIUM_ARGS, DEVTOOLS_PORT_ARG, marker],
             ignore_default_args=["--enable-automation"],
             headless=True,
             timeout=timeout * 1000,

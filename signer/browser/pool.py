@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from playwright.async_api import Browser, Playwright, async_playwright
 
 from ..config import SignerSettings
@@ -26,8 +27,8 @@ from ..engine import EngineOutput
 from ..errors import DeadlineExceeded, EngineUnavailable, SignError
 from ..profiles import Profile
 from ..urls import PreparedRequest
-from .bridge import BridgeServer
-from .context import WarmContext
+from .context import WarmContext, page_html
+from .devtools import devtools_port
 from .launch import launch_browser, resolve_executable
 from .procs import browser_pids
 
@@ -77,7 +78,9 @@ class ContextPool:
         self._launch_lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
-        self._bridge = BridgeServer()
+        self._session: aiohttp.ClientSession | None = None
+        self._devtools_port = 0
+        self._html = page_html()
         self._executable = ""
         self._vendor_scripts = [
             Path(path).read_text(encoding="utf-8")
@@ -101,7 +104,7 @@ class ContextPool:
         self._playwright = await async_playwright().start()
         try:
             self._executable = resolve_executable(self._playwright, self._settings.chromium_path)
-            await self._bridge.start()
+            self._session = aiohttp.ClientSession()
             await self._open(0)
         except BaseException:
             await self.close()
@@ -132,14 +135,16 @@ class ContextPool:
                 job.future.set_exception(EngineUnavailable("the signer is shutting down"))
         for index, warm in enumerate(self._slots):
             if warm is not None:
-                await warm.close(self._bridge)
+                await warm.close()
                 self._slots[index] = None
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(10):
                     await self._browser.close()
             self._browser = None
-        await self._bridge.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._playwright is not None:
             with contextlib.suppress(Exception):
                 await self._playwright.stop()
@@ -329,12 +334,15 @@ class ContextPool:
         """Open a fresh context for slot `index`, replacing (and closing) the old one."""
         old = self._slots[index]
         browser = await self._ensure_browser()
+        assert self._session is not None
         self._generation += 1
         profile = self._profiles[index % len(self._profiles)]
         try:
             warm = await WarmContext.open(
                 browser=browser,
-                bridge=self._bridge,
+                devtools_port=self._devtools_port,
+                session=self._session,
+                html=self._html,
                 profile=profile,
                 slot=f"{index}-{self._generation}",
                 vendor_scripts=self._vendor_scripts,
@@ -348,7 +356,7 @@ class ContextPool:
         async with self._opened:
             self._opened.notify_all()
         if old is not None:
-            asyncio.create_task(old.close(self._bridge))  # noqa: RUF006 - fire and forget
+            asyncio.create_task(old.close())  # noqa: RUF006 - fire and forget
         return warm
 
     async def _ensure_browser(self) -> Browser:
@@ -366,6 +374,11 @@ class ContextPool:
                 self._playwright, self._executable, self._settings.launch_timeout, self._marker
             )
             browser.on("disconnected", self._browser_lost)
+            pid = self.browser_pid
+            if pid is None:
+                await browser.close()
+                raise EngineUnavailable("Chromium started but its process cannot be found")
+            self._devtools_port = devtools_port(pid)
             self.stats.browser_launches += 1
             self._browser = browser
             return browser

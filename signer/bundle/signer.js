@@ -1054,6 +1054,11 @@
   // crypto.subtle (checked), no promise round trip per item, and it also works on
   // non-secure pages (about:blank / data: / http) where crypto.subtle is undefined.
   async function signBatch(items) {
+    return signBatchSync(items);
+  }
+
+  // The same, without a promise: a DevTools caller then needs no awaitPromise round.
+  function signBatchSync(items) {
     const list = Array.isArray(items) ? items : [items];
     const n = list.length;
     const out = new Array(n);
@@ -1084,6 +1089,7 @@
     navigatorData: navigatorData,
     init: init,
     signBatch: signBatch,
+    signBatchSync: signBatchSync,
   });
 
   try {

@@ -1,0 +1,120 @@
+"""A direct DevTools connection from this process to each warm page.
+
+Playwright's `evaluate` goes Python -> Playwright's Node driver -> CDP -> page: about
+2 ms p50 (9.5 ms p99) here. Talking CDP to the page ourselves skips the driver: 0.43 ms
+p50. (A WebSocket opened by the page was as quick, but Playwright mirrors every frame of
+it, payload included, to this process: two extra messages per call through three
+processes.) Playwright still launches the browser, builds the contexts and reports
+crashes; only the signing calls take this path.
+
+Chromium listens for DevTools on 127.0.0.1, on a port it picks, and writes the port to
+its profile folder (a private temporary folder Playwright creates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ..errors import EngineUnavailable
+
+__all__ = ["DEVTOOLS_PORT_ARG", "PageChannel", "devtools_port"]
+
+DEVTOOLS_PORT_ARG = "--remote-debugging-port=0"
+
+
+def devtools_port(browser_pid: int) -> int:
+    """The DevTools port of the Chromium running as `browser_pid`."""
+    args = Path(f"/proc/{browser_pid}/cmdline").read_bytes().split(b"\0")
+    for arg in args:
+        if arg.startswith(b"--user-data-dir="):
+            profile = Path(arg.split(b"=", 1)[1].decode())
+            return int((profile / "DevToolsActivePort").read_text().split()[0])
+    raise EngineUnavailable("Chromium was started without a profile folder")
+
+
+class PageChannel:
+    """Signing calls to one page over its own DevTools connection; calls may overlap."""
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+        self._socket: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self.closed = False
+
+    async def connect(self, session: aiohttp.ClientSession, url: str, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            self._socket = await session.ws_connect(url, max_msg_size=0, autoping=False)
+        self._reader = asyncio.create_task(self._read(self._socket), name=f"devtools-{self.slot}")
+
+    async def call(self, items: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Sign `items` in the page; `EngineUnavailable` when the page is gone or slow."""
+        socket = self._socket
+        if socket is None or self.closed or socket.closed:
+            raise EngineUnavailable(f"page {self.slot} is not connected")
+        self._next_id += 1
+        call_id = self._next_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        # JSON is a JavaScript literal, so the batch travels inside the expression.
+        expression = f"globalThis.__ttsigner.signBatchSync({json.dumps(items)})"
+        message = {
+            "id": call_id,
+            "method": "Runtime.evaluate",
+            "params": {"expression": expression, "returnByValue": True},
+        }
+        try:
+            await socket.send_str(json.dumps(message))
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError:
+            raise EngineUnavailable(f"page {self.slot} did not answer in {timeout:g} s") from None
+        except ConnectionError as error:
+            raise EngineUnavailable(f"page {self.slot} connection lost: {error}") from None
+        finally:
+            self._pending.pop(call_id, None)
+        result = reply.get("result", {})
+        if "exceptionDetails" in result or "error" in reply:
+            detail = result.get("exceptionDetails", {}).get("text") or reply.get("error")
+            raise EngineUnavailable(f"page {self.slot} failed to sign: {detail}")
+        value: list[dict[str, Any]] = result["result"]["value"]
+        return value
+
+    async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for message in socket:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(message.data)
+                future = self._pending.get(data.get("id", 0))
+                if future is not None and not future.done():
+                    future.set_result(data)
+                elif data.get("method") == "Inspector.targetCrashed":
+                    self.fail(f"page {self.slot} crashed")
+        finally:
+            self.fail(f"page {self.slot} disconnected")
+
+    def fail(self, reason: str) -> None:
+        """Mark the channel dead and fail every call waiting on it."""
+        self.closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(EngineUnavailable(reason))
+        self._pending.clear()
+
+    async def close(self) -> None:
+        self.fail(f"page {self.slot} closed")
+        if self._socket is not None and not self._socket.closed:
+            with contextlib.suppress(Exception):
+                await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
