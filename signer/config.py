@@ -30,7 +30,7 @@ class SignerSettings(BaseSettings):
         description="Profile ids to use (comma-separated in the environment); empty: all.",
     )
     recycle_after_signatures: int = Field(
-        50_000, ge=1, description="Replace a context after this many signatures."
+        10_000, ge=1, description="Replace a context after this many signatures."
     )
     recycle_after_seconds: float = Field(
         1800.0, gt=0, description="Replace a context after it has lived this long."

@@ -37,7 +37,8 @@ __all__ = ["ContextPool", "PoolStats"]
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 3  # a request survives two failed contexts before its caller hears of it
-_REFILL_BACKOFF = 0.05
+_REFILL_BACKOFF = 0.05  # first wait after a context failed to open; doubles up to the max
+_REFILL_BACKOFF_MAX = 2.0
 _IDLE_CHECK = 0.1  # seconds an idle loop waits before checking its context is still alive
 
 
@@ -209,6 +210,7 @@ class ContextPool:
 
     async def _run_slot(self, index: int) -> None:
         settings = self._settings
+        backoff = _REFILL_BACKOFF
         while not self._closing:
             warm = self._slots[index]
             if warm is None or warm.broken:
@@ -216,8 +218,10 @@ class ContextPool:
                     warm = await self._open(index)
                 except Exception as error:
                     log.warning("context %d could not be opened: %s", index, error)
-                    await asyncio.sleep(_REFILL_BACKOFF)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _REFILL_BACKOFF_MAX)
                     continue
+                backoff = _REFILL_BACKOFF
             jobs = await self._take_batch(settings.max_batch)
             if jobs and warm.broken:
                 # Lost while waiting (browser died): hand the work to a healthy context.
