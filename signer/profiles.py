@@ -70,50 +70,50 @@ class Profile:
         return template.format(major=chrome_major)
 
 
-def _win(
-    id: str, screen: tuple[int, int], dpr: float, language: str, timezone: str, canvas: int
+@dataclass(frozen=True, slots=True)
+class _OsTraits:
+    platform: str
+    ua_platform: str
+    ua_platform_version: str
+    chrome_height: int  # screen height lost to the OS and browser chrome
+    canvas_variant: CanvasVariant
+
+
+_TRAITS: dict[OsName, _OsTraits] = {
+    # Taskbar, tab strip and toolbar.
+    "windows": _OsTraits("Win32", "Windows", "15.0.0", 136, CanvasVariant("14px Arial", "#f60")),
+    # Menu bar, tab strip and toolbar.
+    "mac": _OsTraits("MacIntel", "macOS", "15.5.0", 115, CanvasVariant("14px Helvetica", "#069")),
+}
+
+
+def _profile(
+    id: str,
+    os: OsName,
+    screen: tuple[int, int],
+    dpr: float,
+    language: str,
+    timezone: str,
+    canvas: int,
 ) -> Profile:
+    traits = _TRAITS[os]
     width, height = screen
     return Profile(
         id=id,
-        os="windows",
-        platform="Win32",
-        ua_platform="Windows",
-        ua_platform_version="15.0.0",
+        os=os,
+        platform=traits.platform,
+        ua_platform=traits.ua_platform,
+        ua_platform_version=traits.ua_platform_version,
         language=language,
         languages=(language, language.split("-")[0]),
         timezone=timezone,
         screen_width=width,
         screen_height=height,
         viewport_width=width,
-        viewport_height=height - 136,  # taskbar, tab strip and toolbar
+        viewport_height=height - traits.chrome_height,
         device_scale_factor=dpr,
         header=(65, 14),
-        canvas_variant=CanvasVariant(font="14px Arial", fill_style="#f60"),
-        native_canvas=canvas,
-    )
-
-
-def _mac(
-    id: str, screen: tuple[int, int], dpr: float, language: str, timezone: str, canvas: int
-) -> Profile:
-    width, height = screen
-    return Profile(
-        id=id,
-        os="mac",
-        platform="MacIntel",
-        ua_platform="macOS",
-        ua_platform_version="15.5.0",
-        language=language,
-        languages=(language, language.split("-")[0]),
-        timezone=timezone,
-        screen_width=width,
-        screen_height=height,
-        viewport_width=width,
-        viewport_height=height - 115,  # menu bar, tab strip and toolbar
-        device_scale_factor=dpr,
-        header=(65, 14),
-        canvas_variant=CanvasVariant(font="14px Helvetica", fill_style="#069"),
+        canvas_variant=traits.canvas_variant,
         native_canvas=canvas,
     )
 
@@ -121,11 +121,19 @@ def _mac(
 # Screens and scale factors are the commonest desktop ones; canvases for the native engine
 # are values seen in real captures (see the signing spec).
 PROFILES: tuple[Profile, ...] = (
-    _win("win10-chrome-1080p", (1920, 1080), 1.0, "en-US", "America/New_York", 1223183275),
-    _win("win11-chrome-1440p", (2560, 1440), 1.0, "en-US", "America/Chicago", 1657988856),
-    _win("win11-chrome-laptop", (1536, 864), 1.25, "en-GB", "Europe/London", 4231191202),
-    _mac("mac-chrome-retina", (1512, 982), 2.0, "en-US", "America/Los_Angeles", 3045582288),
-    _mac("mac-chrome-1440p", (2560, 1440), 1.0, "en-US", "America/New_York", 1135188161),
+    _profile(
+        "win10-chrome-1080p", "windows", (1920, 1080), 1.0, "en-US", "America/New_York", 1223183275
+    ),
+    _profile(
+        "win11-chrome-1440p", "windows", (2560, 1440), 1.0, "en-US", "America/Chicago", 1657988856
+    ),
+    _profile(
+        "win11-chrome-laptop", "windows", (1536, 864), 1.25, "en-GB", "Europe/London", 4231191202
+    ),
+    _profile(
+        "mac-chrome-retina", "mac", (1512, 982), 2.0, "en-US", "America/Los_Angeles", 3045582288
+    ),
+    _profile("mac-chrome-1440p", "mac", (2560, 1440), 1.0, "en-US", "America/New_York", 1135188161),
 )
 
 _BY_ID = {profile.id: profile for profile in PROFILES}
