@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,9 @@ CHROMIUM_HINT = "Chromium not found: run `make test` (installs Debian's chromium
 
 
 def chromium_available() -> bool:
+    configured = os.environ.get("SIGNER_CHROMIUM_PATH")
+    if configured:
+        return Path(configured).is_file()
     return bool(Path("/usr/bin/chromium").exists() or shutil.which("chromium"))
 
 

@@ -64,7 +64,6 @@ class WarmContext:
         channel: PageChannel,
         canvas: int,
         navigator: Navigator,
-        page_report: dict[str, Any],
     ) -> None:
         self.slot = slot
         self.profile = profile
@@ -73,7 +72,6 @@ class WarmContext:
         self.channel = channel
         self.canvas = canvas
         self.navigator = navigator
-        self.page_report = page_report  # what the page said of itself at start-up
         self.created = time.monotonic()
         self.signed = 0
         self.broken = False
@@ -171,7 +169,7 @@ class WarmContext:
             browser_name=name,
             browser_version=version,
         )
-        return cls(slot, profile, context, page, channel, int(report["canvas"]), navigator, live)
+        return cls(slot, profile, context, page, channel, int(report["canvas"]), navigator)
 
     async def sign(self, items: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         results = await self.channel.call(items, timeout)
