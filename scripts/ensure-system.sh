@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs from Debian when it is missing: python3-venv and
-# Chromium (Debian's build: Playwright's own download cannot reach its host here). Only as root; otherwise it says what to install and fails.
+# Installs what the project needs from Debian when it is missing: python3-venv,
+# redis-server and Chromium (Debian's build: Playwright's own download cannot reach its host here). Only as root; otherwise it says what to install and fails.
 set -euo pipefail
 
 missing=()
@@ -16,6 +16,8 @@ have_chromium() {
   return 1
 }
 have_chromium || missing+=(chromium)
+# The queue's tests start a private Redis of their own (never the machine's shared one).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

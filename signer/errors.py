@@ -31,9 +31,10 @@ class InvalidSignRequest(SignError):
 
     code = "VALIDATION_ERROR"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
         self.field = field
+        self.reason = reason
 
 
 class DeadlineExceeded(SignError):

@@ -1,0 +1,113 @@
+"""The queue on a real Redis: event-driven hand-off, deadlines, back-pressure, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from signer import DeadlineExceeded, InvalidSignRequest, SignRequest, SignResult
+from tests.signer.conftest import FETCH_URL
+from tests.signer.test_signer_native import assert_consistent
+from workers import QueueFull, QueueSettings, SignQueue
+
+from .conftest import running_worker
+
+
+async def test_a_request_is_signed_by_a_worker(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    async with running_worker(queue_settings):
+        result = await queue.sign(SignRequest(FETCH_URL))
+    assert isinstance(result, SignResult)
+    assert result.engine == "native"
+    assert_consistent(result)
+
+
+async def test_hand_off_is_event_driven_not_polled(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    async with running_worker(queue_settings):
+        await queue.sign(SignRequest(FETCH_URL))
+        samples = []
+        for _ in range(100):
+            start = time.perf_counter()
+            await queue.sign(SignRequest(FETCH_URL))
+            samples.append(time.perf_counter() - start)
+    # arq's own polling gives ~500 ms; anything near that means a wake-up was missed.
+    assert statistics.median(samples) < 0.1, statistics.median(samples)
+
+
+async def test_concurrent_requests_all_answered(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    async with running_worker(queue_settings):
+        results = await asyncio.gather(*(queue.sign(SignRequest(FETCH_URL)) for _ in range(200)))
+    assert len({r.verify_fp for r in results}) == 200
+
+
+async def test_an_idle_worker_and_client_barely_touch_redis(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    redis = Redis.from_url(queue_settings.redis_url)
+    async with running_worker(queue_settings):
+        await queue.sign(SignRequest(FETCH_URL))
+        await asyncio.sleep(0.5)
+        before = int((await redis.info("stats"))["total_commands_processed"])
+        await asyncio.sleep(3)
+        after = int((await redis.info("stats"))["total_commands_processed"])
+    await redis.aclose()
+    per_second = (after - before - 1) / 3  # less our own INFO
+    assert per_second <= 20, f"{per_second:.1f} Redis commands/s while idle"
+
+
+async def test_invalid_request_error_crosses_the_queue(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    async with running_worker(queue_settings):
+        with pytest.raises(InvalidSignRequest) as caught:
+            await queue.sign(SignRequest("https://example.com/x"))
+    assert caught.value.field == "url"
+    assert "not allowed" in caught.value.reason
+
+
+async def test_no_worker_means_deadline_exceeded_on_time(queue: SignQueue) -> None:
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        await queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 0.3))
+    assert time.monotonic() - start < 1.0
+
+
+async def test_expired_job_is_dropped_unsigned(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    waiting = asyncio.create_task(queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 0.2)))
+    await asyncio.sleep(0.4)  # the deadline passes before any worker exists
+    async with running_worker(queue_settings):
+        with pytest.raises(DeadlineExceeded):
+            await waiting
+        fresh = await queue.sign(SignRequest(FETCH_URL))
+    assert isinstance(fresh, SignResult)
+
+
+async def test_full_queue_answers_at_once(queue_settings: QueueSettings) -> None:
+    settings = queue_settings.model_copy(update={"max_depth": 2})
+    client = SignQueue(settings)
+    await client.start()
+    try:
+        waiting = [
+            asyncio.create_task(client.sign(SignRequest(FETCH_URL, deadline=time.time() + 2)))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.2)
+        start = time.monotonic()
+        with pytest.raises(QueueFull):
+            await client.sign(SignRequest(FETCH_URL))
+        assert time.monotonic() - start < 0.2
+        for task in waiting:
+            task.cancel()
+    finally:
+        await client.close()

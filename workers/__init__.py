@@ -1,0 +1,6 @@
+"""The queue between the API and the signing workers: arq on Redis, woken by events."""
+
+from .client import QueueFull, SignQueue
+from .config import QueueSettings
+
+__all__ = ["QueueFull", "QueueSettings", "SignQueue"]

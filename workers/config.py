@@ -1,0 +1,33 @@
+"""Settings of the queue, shared by API processes and workers."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["QueueSettings"]
+
+
+class QueueSettings(BaseSettings):
+    """Read from the environment: `REDIS_URL` and `SIGNER_QUEUE_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNER_QUEUE_", extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias="REDIS_URL",
+        description="Redis holding the queue, results and wake-ups.",
+    )
+    prefix: str = Field("signer", description="Prefix of every Redis key (one per deployment).")
+    max_depth: int = Field(
+        1000, ge=1, description="Jobs waiting beyond which new requests get 503 at once."
+    )
+    default_deadline: float = Field(5.0, gt=0, le=30, description="Seconds a request may take.")
+    max_deadline: float = Field(30.0, gt=0, le=30, description="Longest deadline accepted.")
+    safety_poll: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds an idle worker waits for a wake-up before looking at the queue "
+        "anyway (a lost wake-up costs at most this).",
+    )
+    max_jobs: int = Field(256, ge=1, description="Jobs one worker process signs at once.")
