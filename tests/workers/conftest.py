@@ -37,7 +37,9 @@ async def queue(queue_settings: QueueSettings) -> AsyncIterator[SignQueue]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: QueueSettings, engine: str = "native") -> AsyncIterator[None]:
+async def running_worker(
+    settings: QueueSettings, engine: EngineName = "native"
+) -> AsyncIterator[None]:
     worker = build_worker(settings, SignerSettings(engine=engine))
     task = asyncio.create_task(worker.async_run())
     try:
