@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from .config import QueueSettings
 from .keys import JOB_FUNCTION, queue_name, results_channel, wake_key
 from .payloads import decode_answer, encode_request
 
-__all__ = ["QueueFull", "SignQueue"]
+__all__ = ["QueueFull", "QueueUnavailable", "SignQueue"]
 
 
 class QueueFull(SignError):
@@ -34,6 +34,21 @@ class QueueFull(SignError):
 
     code = "SERVICE_UNAVAILABLE"
     retryable = True
+
+
+class QueueUnavailable(SignError):
+    """Redis could not take the job."""
+
+    code = "SERVICE_UNAVAILABLE"
+    retryable = True
+
+
+@dataclass(eq=False)
+class _Pending:
+    request: SignRequest
+    request_id: str
+    future: asyncio.Future[dict[str, Any]] = field(init=False)
+    job: Job | None = None
 
 
 class SignQueue:
@@ -46,6 +61,10 @@ class SignQueue:
         self._wake = wake_key(self.settings.prefix)
         self._channel = results_channel(self.settings.prefix, self.instance)
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._batch: list[_Pending] = []
+        self._submissions: set[asyncio.Task[None]] = set()
+        self.jobs_submitted = 0
+        self.requests_submitted = 0
         self._redis: ArqRedis | None = None
         self._listener: asyncio.Task[None] | None = None
 
@@ -75,55 +94,82 @@ class SignQueue:
         return int(await self.redis.zcard(self._queue))
 
     async def sign(self, request: SignRequest) -> SignResult:
-        """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error."""
+        """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error.
+
+        Requests submitted in the same turn of the event loop travel as one job, so a
+        busy API process sends batches and an idle one sends each request at once.
+        """
         now = time.time()
         latest = now + self.settings.max_deadline
         deadline = min(request.deadline or now + self.settings.default_deadline, latest)
-        if await self.depth() >= self.settings.max_depth:
-            raise QueueFull(f"more than {self.settings.max_depth} requests are waiting")
-        job_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[job_id] = future
+        pending = _Pending(replace(request, deadline=deadline), uuid.uuid4().hex)
+        pending.future = asyncio.get_running_loop().create_future()
+        self._waiting[pending.request_id] = pending.future
+        self._batch.append(pending)
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
         try:
+            answer = await self._answer(pending, deadline)
+        finally:
+            self._waiting.pop(pending.request_id, None)
+        result = decode_answer(answer)
+        if isinstance(result, SignError):
+            raise result
+        return result
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        for start in range(0, len(batch), self.settings.max_batch):
+            task = asyncio.create_task(self._submit(batch[start : start + self.settings.max_batch]))
+            self._submissions.add(task)
+            task.add_done_callback(self._submissions.discard)
+
+    async def _submit(self, batch: list[_Pending]) -> None:
+        try:
+            if await self.depth() >= self.settings.max_depth:
+                raise QueueFull(f"more than {self.settings.max_depth} jobs are waiting")
+            deadline = max(p.request.deadline or 0.0 for p in batch)
             job = await self.redis.enqueue_job(
                 JOB_FUNCTION,
-                encode_request(replace(request, deadline=deadline)),
+                {p.request_id: encode_request(p.request) for p in batch},
                 self._channel,
-                _job_id=job_id,
                 _expires=timedelta(seconds=max(deadline - time.time(), 0.001)),
             )
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.lpush(self._wake, "1")
                 pipe.ltrim(self._wake, 0, self.settings.max_depth)  # no workers: stay bounded
                 await pipe.execute()
-            answer = await self._answer(future, job, deadline)
-        finally:
-            self._waiting.pop(job_id, None)
-        result = decode_answer(answer)
-        if isinstance(result, SignError):
-            raise result
-        return result
+        except Exception as error:
+            failure = error if isinstance(error, SignError) else QueueUnavailable(str(error))
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
+            return
+        self.jobs_submitted += 1
+        self.requests_submitted += len(batch)
+        for pending in batch:
+            pending.job = job
 
-    async def _answer(
-        self, future: asyncio.Future[dict[str, Any]], job: Job | None, deadline: float
-    ) -> dict[str, Any]:
+    async def _answer(self, pending: _Pending, deadline: float) -> dict[str, Any]:
         try:
             async with asyncio.timeout(max(deadline - time.time(), 0)):
-                return await future
+                return await pending.future
         except TimeoutError:
             pass
         # The message may have been lost (a reconnect): the stored result still counts.
-        if job is not None:
-            info = await job.result_info()
+        if pending.job is not None:
+            info = await pending.job.result_info()
             if info is not None and info.success and isinstance(info.result, dict):
-                return info.result
+                stored = info.result.get(pending.request_id)
+                if isinstance(stored, dict):
+                    return stored
         raise DeadlineExceeded("no worker signed the request before its deadline")
 
     async def _listen(self, pubsub: Any) -> None:
         async for message in pubsub.listen():
             if message.get("type") != "message":
                 continue
-            data = json.loads(message["data"])
-            future = self._waiting.get(data.pop("job_id", ""))
-            if future is not None and not future.done():
-                future.set_result(data)
+            for request_id, answer in json.loads(message["data"]).items():
+                future = self._waiting.get(request_id)
+                if future is not None and not future.done():
+                    future.set_result(answer)

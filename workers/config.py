@@ -30,4 +30,5 @@ class QueueSettings(BaseSettings):
         description="Seconds an idle worker waits for a wake-up before looking at the queue "
         "anyway (a lost wake-up costs at most this).",
     )
-    max_jobs: int = Field(256, ge=1, description="Jobs one worker process signs at once.")
+    max_jobs: int = Field(32, ge=1, description="Jobs one worker process signs at once.")
+    max_batch: int = Field(128, ge=1, description="Most requests one job carries.")

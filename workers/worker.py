@@ -19,7 +19,7 @@ from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from signer import DeadlineExceeded, Signer, SignError, SignerSettings
+from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
 from .config import QueueSettings
 from .keys import JOB_FUNCTION, queue_name, wake_key
@@ -28,20 +28,34 @@ from .payloads import decode_request, encode_error, encode_result
 __all__ = ["EventWorker", "build_worker", "sign_job"]
 
 
-async def sign_job(ctx: dict[str, Any], payload: dict[str, Any], reply_to: str) -> dict[str, Any]:
-    """Sign one request and push the answer to the caller's channel at once."""
+async def sign_job(
+    ctx: dict[str, Any], payloads: dict[str, dict[str, Any]], reply_to: str
+) -> dict[str, dict[str, Any]]:
+    """Sign a batch of requests (id -> request) and push every answer to the caller at once.
+
+    A request whose deadline has passed is answered unsigned: its signature would be
+    useless by the time it arrived.
+    """
     signer: Signer = ctx["signer"]
-    request = decode_request(payload)
-    answer: dict[str, Any]
-    if request.deadline is not None and request.deadline <= time.time():
-        answer = encode_error(DeadlineExceeded("the deadline passed before a worker took it"))
-    else:
-        try:
-            answer = encode_result(await signer.sign(request))
-        except SignError as error:
-            answer = encode_error(error)
-    await ctx["redis"].publish(reply_to, json.dumps({"job_id": ctx["job_id"], **answer}))
-    return answer
+    answers: dict[str, dict[str, Any]] = {}
+    live: dict[str, SignRequest] = {}
+    now = time.time()
+    for request_id, payload in payloads.items():
+        request = decode_request(payload)
+        if request.deadline is not None and request.deadline <= now:
+            answers[request_id] = encode_error(
+                DeadlineExceeded("the deadline passed before a worker took it")
+            )
+        else:
+            live[request_id] = request
+    if live:
+        results = await signer.sign_many(list(live.values()))
+        for request_id, result in zip(live, results, strict=True):
+            answers[request_id] = (
+                encode_error(result) if isinstance(result, SignError) else encode_result(result)
+            )
+    await ctx["redis"].publish(reply_to, json.dumps(answers))
+    return answers
 
 
 class EventWorker(Worker):

@@ -41,12 +41,15 @@ async def test_hand_off_is_event_driven_not_polled(
     assert statistics.median(samples) < 0.1, statistics.median(samples)
 
 
-async def test_concurrent_requests_all_answered(
+async def test_concurrent_requests_all_answered_in_batches(
     queue: SignQueue, queue_settings: QueueSettings
 ) -> None:
     async with running_worker(queue_settings):
-        results = await asyncio.gather(*(queue.sign(SignRequest(FETCH_URL)) for _ in range(200)))
-    assert len({r.verify_fp for r in results}) == 200
+        results = await asyncio.gather(*(queue.sign(SignRequest(FETCH_URL)) for _ in range(300)))
+    assert len({r.verify_fp for r in results}) == 300
+    # Requests submitted together travel together: 300 requests, 128 at most per job.
+    assert queue.requests_submitted == 300
+    assert queue.jobs_submitted == 3
 
 
 async def test_an_idle_worker_and_client_barely_touch_redis(
@@ -98,16 +101,18 @@ async def test_full_queue_answers_at_once(queue_settings: QueueSettings) -> None
     client = SignQueue(settings)
     await client.start()
     try:
-        waiting = [
-            asyncio.create_task(client.sign(SignRequest(FETCH_URL, deadline=time.time() + 2)))
-            for _ in range(2)
-        ]
-        await asyncio.sleep(0.2)
+        waiting = []
+        for _ in range(2):  # separate turns of the loop: two jobs, not one batch
+            request = SignRequest(FETCH_URL, deadline=time.time() + 2)
+            waiting.append(asyncio.create_task(client.sign(request)))
+            await asyncio.sleep(0.1)
+        assert await client.depth() == 2
         start = time.monotonic()
         with pytest.raises(QueueFull):
             await client.sign(SignRequest(FETCH_URL))
         assert time.monotonic() - start < 0.2
         for task in waiting:
             task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
     finally:
         await client.close()

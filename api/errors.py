@@ -1,0 +1,97 @@
+"""`ApiError`: what the API answers when it does not sign, and its two body shapes.
+
+Status codes for the signer's errors:
+
+- `VALIDATION_ERROR` -> 400: the caller sent something we cannot sign; retrying is useless.
+- `SERVICE_UNAVAILABLE` -> 503 with `Retry-After: 1`: deadline passed or engine down; the
+  same request may succeed a moment later, and clients move to their next host on any
+  non-200 anyway.
+- `SIGNATURE_GENERATION_ERROR` -> 500: our own engine produced a token that failed its
+  self-check. 502 would blame an upstream server, but no upstream is involved: the failing
+  component is this service, which is exactly what 500 means.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from signer import SignError
+
+__all__ = [
+    "ApiError",
+    "ErrorType",
+    "api_error_from_sign_error",
+    "eulerstream_error_body",
+    "structured_error_body",
+]
+
+ErrorType = Literal[
+    "VALIDATION_ERROR",
+    "AUTHENTICATION_ERROR",
+    "RATE_LIMIT_ERROR",
+    "SIGNATURE_GENERATION_ERROR",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_ERROR",
+]
+
+# Seconds a client should wait before retrying a request that met a busy or down engine.
+UNAVAILABLE_RETRY_AFTER = 1
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status, error type, message and optional rate-limit facts."""
+
+    def __init__(
+        self,
+        status: int,
+        type: ErrorType,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        limit_label: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type: ErrorType = type
+        self.message = message
+        self.retry_after = retry_after
+        self.limit_label = limit_label
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.type!r}, {self.message!r})"
+
+
+def api_error_from_sign_error(err: SignError) -> ApiError:
+    """The HTTP answer for an error raised by the signing core (see the module docstring)."""
+    if err.code == "VALIDATION_ERROR":
+        return ApiError(400, "VALIDATION_ERROR", err.message)
+    if err.code == "SERVICE_UNAVAILABLE":
+        return ApiError(
+            503, "SERVICE_UNAVAILABLE", err.message, retry_after=UNAVAILABLE_RETRY_AFTER
+        )
+    return ApiError(500, "SIGNATURE_GENERATION_ERROR", err.message)
+
+
+def eulerstream_error_body(e: ApiError) -> dict[str, object]:
+    """EulerStream's error shape: `{"code": <status>, "message": ...}`, plus `limit_label`."""
+    body: dict[str, object] = {"code": e.status, "message": e.message}
+    if e.limit_label is not None:
+        body["limit_label"] = e.limit_label
+    return body
+
+
+def structured_error_body(e: ApiError, now: datetime | None = None) -> dict[str, object]:
+    """The `{"status": "error", "error": {...}}` shape of tiktok-signature and our own route."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    error: dict[str, object] = {
+        "type": e.type,
+        "message": e.message,
+        "code": e.status,
+        "timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    if e.limit_label is not None:
+        error["limit_label"] = e.limit_label
+    if e.retry_after is not None:
+        error["retry_after"] = e.retry_after
+    return {"status": "error", "error": error}

@@ -1,0 +1,553 @@
+"""The service described as an OpenAPI 3.1 document, and a docs page that needs no CDN."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .parsing import MAX_BODY_BYTES
+
+__all__ = ["OPENAPI_VERSION", "docs_html", "openapi_document"]
+
+OPENAPI_VERSION = "3.1.0"
+
+Schema = dict[str, Any]
+
+# Any one key location will do; `{}` because a deployment may run without keys.
+_SECURITY: list[dict[str, list[str]]] = [
+    {"apiKeyQuery": []},
+    {"apiKeyHeader": []},
+    {"bearer": []},
+    {},
+]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _string(description: str, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, **extra}
+
+
+def _object(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _json(schema: Schema) -> dict[str, Schema]:
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(error_schema: str, statuses: tuple[int, ...]) -> dict[str, Any]:
+    descriptions = {
+        400: "Invalid request: malformed body, missing `url`, or a URL that cannot be signed.",
+        401: "Missing or invalid API key.",
+        413: f"Body larger than {MAX_BODY_BYTES} bytes.",
+        415: "Unsupported content type.",
+        429: "Rate limit reached; see `Retry-After` and `limit_label`.",
+        500: "A produced signature failed its self-check; nothing is returned.",
+        503: "Deadline passed or engine unavailable; retry after `Retry-After` seconds.",
+    }
+    return {
+        str(status): {"description": descriptions[status], "content": _json(_ref(error_schema))}
+        for status in statuses
+    }
+
+
+_SIGN_ERRORS = (400, 401, 413, 415, 429, 500, 503)
+
+_NAVIGATOR = _object(
+    {
+        "user_agent": _string("User-Agent of the signing browser."),
+        "platform": _string("navigator.platform, e.g. Win32."),
+        "language": _string("navigator.language."),
+        "languages": {"type": "array", "items": {"type": "string"}},
+        "device_scale_factor": {"type": "number"},
+        "screen_width": {"type": "integer"},
+        "screen_height": {"type": "integer"},
+        "timezone": _string("IANA time zone."),
+        "browser_name": _string("TikTok's browser_name query value, e.g. Mozilla."),
+        "browser_version": _string("TikTok's browser_version query value."),
+    },
+    [
+        "user_agent",
+        "platform",
+        "language",
+        "languages",
+        "device_scale_factor",
+        "screen_width",
+        "screen_height",
+        "timezone",
+        "browser_name",
+        "browser_version",
+    ],
+)
+
+_URL = _string("The unsigned TikTok URL; its host must be on the allowed list.")
+_USER_AGENT = _string("User-Agent the client will send; the profile is matched to it.")
+
+_V2_REQUEST = _object(
+    {
+        "url": _URL,
+        "userAgent": _USER_AGENT,
+        "method": _string("HTTP method of the signed request.", default="GET"),
+        "type": _string("How the client sends it.", enum=["xhr", "fetch"]),
+        "payload": _string("Body of the signed request, if any."),
+        "sessionId": _string("Passed through."),
+        "ttTargetIdc": _string("Passed through."),
+        "ttwid": _string("Passed through."),
+        "includeVerifyFp": {"type": "boolean", "default": True},
+    },
+    ["url"],
+)
+
+_SCHEMAS: dict[str, Schema] = {
+    "Navigator": _NAVIGATOR,
+    "EulerStreamV1Response": _object(
+        {
+            "code": {"type": "integer", "const": 200},
+            "message": {"type": "string"},
+            "signedUrl": _string("The URL to call; carries msToken, X-Bogus and X-Gnarly."),
+            "User-Agent": _string("The User-Agent to send with it."),
+            "msToken": {"type": "string"},
+            "X-Bogus": {"type": "string"},
+            "X-Gnarly": {"type": "string"},
+            "_signature": _string("Legacy signature; empty unless configured."),
+            "browserName": {"type": "string"},
+            "browserVersion": {"type": "string"},
+        },
+        ["code", "signedUrl", "User-Agent", "msToken", "X-Bogus"],
+    ),
+    "EulerStreamV2Request": _V2_REQUEST,
+    "EulerStreamV2Response": _object(
+        {
+            "code": {"type": "integer", "const": 200},
+            "message": {"type": "string"},
+            "response": _object(
+                {
+                    "signedUrl": {"type": "string"},
+                    "userAgent": {"type": "string"},
+                    "browserName": {"type": "string"},
+                    "browserVersion": {"type": "string"},
+                    "tokens": {
+                        "type": "object",
+                        "description": "Non-empty tokens only: X-Bogus, X-Gnarly, msToken, "
+                        "verifyFp, x-tt-params, _signature.",
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "requestHeaders": {
+                        "type": "object",
+                        "description": "User-Agent and Accept-Language to send.",
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "cookies": {
+                        "type": "array",
+                        "description": "The msToken cookie, when there is one.",
+                        "items": _object(
+                            {
+                                "name": {"type": "string"},
+                                "value": {"type": "string"},
+                                "domain": {"type": "string"},
+                                "path": {"type": "string"},
+                            },
+                            ["name", "value", "domain", "path"],
+                        ),
+                    },
+                },
+                [
+                    "signedUrl",
+                    "userAgent",
+                    "browserName",
+                    "browserVersion",
+                    "tokens",
+                    "requestHeaders",
+                    "cookies",
+                ],
+            ),
+        },
+        ["code", "message", "response"],
+    ),
+    "SignatureRequest": _object({"url": _URL, "userAgent": _USER_AGENT}, ["url"]),
+    "SignatureResponse": _object(
+        {
+            "status": {"type": "string", "const": "ok"},
+            "data": _object(
+                {
+                    "signature": _string("Legacy `_signature`; empty unless configured."),
+                    "verify_fp": {"type": "string"},
+                    "signed_url": {"type": "string"},
+                    "x-tt-params": {"type": "string"},
+                    "x-bogus": {"type": "string"},
+                    "X-Bogus": _string("Same as x-bogus, SignTok's spelling."),
+                    "x-gnarly": {"type": "string"},
+                    "timestamp": {"type": "integer"},
+                    "navigator": _object(
+                        {
+                            "deviceScaleFactor": {"type": "number"},
+                            "user_agent": {"type": "string"},
+                            "browser_language": {"type": "string"},
+                            "browser_platform": {"type": "string"},
+                            "browser_name": {"type": "string"},
+                            "browser_version": {"type": "string"},
+                        }
+                    ),
+                },
+                ["signature", "verify_fp", "signed_url", "x-tt-params", "x-bogus", "navigator"],
+            ),
+        },
+        ["status", "data"],
+    ),
+    "OwnRequest": _object(
+        {
+            "url": _URL,
+            "roomUrl": _string("Alternative to `url`, e.g. a LIVE page URL; signed as given."),
+            "userAgent": _USER_AGENT,
+            "msToken": _string("Your own msToken, put into the signed URL."),
+        }
+    ),
+    "OwnResponse": _object(
+        {
+            "status": {"type": "string", "const": "success"},
+            "data": _object(
+                {
+                    "signature": {"type": "string"},
+                    "signed_url": {"type": "string"},
+                    "X-Bogus": {"type": "string"},
+                    "X-Gnarly": {"type": "string"},
+                    "x-tt-params": {"type": "string"},
+                    "verify_fp": {"type": "string"},
+                    "ms_token": {"type": "string"},
+                    "ms_token_minted": {"type": "boolean"},
+                    "navigator": _ref("Navigator"),
+                    "engine": {"type": "string"},
+                    "profile": {"type": "string"},
+                    "timestamp": {"type": "integer"},
+                },
+                ["signed_url", "X-Bogus", "X-Gnarly", "navigator", "timestamp"],
+            ),
+            "response_time_ms": {"type": "number"},
+        },
+        ["status", "data", "response_time_ms"],
+    ),
+    "EulerStreamError": _object(
+        {
+            "code": {"type": "integer", "description": "The HTTP status."},
+            "message": {"type": "string"},
+            "limit_label": _string("Which limit was hit, on 429."),
+        },
+        ["code", "message"],
+    ),
+    "StructuredError": _object(
+        {
+            "status": {"type": "string", "const": "error"},
+            "error": _object(
+                {
+                    "type": {
+                        "type": "string",
+                        "enum": [
+                            "VALIDATION_ERROR",
+                            "AUTHENTICATION_ERROR",
+                            "RATE_LIMIT_ERROR",
+                            "SIGNATURE_GENERATION_ERROR",
+                            "SERVICE_UNAVAILABLE",
+                            "INTERNAL_ERROR",
+                        ],
+                    },
+                    "message": {"type": "string"},
+                    "code": {"type": "integer", "description": "The HTTP status."},
+                    "timestamp": _string("When it happened, ISO 8601 UTC.", format="date-time"),
+                },
+                ["type", "message", "code", "timestamp"],
+            ),
+        },
+        ["status", "error"],
+    ),
+    "Health": _object({"status": {"type": "string"}}, ["status"]),
+}
+
+_SECURITY_SCHEMES = {
+    "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+    "bearer": {"type": "http", "scheme": "bearer"},
+}
+
+
+def _query(name: str, description: str, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_CLIENT_PARAM = _query("client", "Client name, e.g. ttlive-node; informational.")
+
+
+def _v2_operation(summary: str, operation_id: str) -> Schema:
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["EulerStream"],
+        "parameters": [_CLIENT_PARAM],
+        "security": _SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref("EulerStreamV2Request")},
+                "application/x-www-form-urlencoded": {"schema": _ref("EulerStreamV2Request")},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Signed.",
+                "content": _json(_ref("EulerStreamV2Response")),
+            },
+            **_errors("EulerStreamError", _SIGN_ERRORS),
+        },
+    }
+
+
+def _paths() -> dict[str, Schema]:
+    return {
+        "/webcast/sign_url": {
+            "get": {
+                "summary": "Sign a URL (EulerStream v1, TikTok-Live-Connector 1.x)",
+                "operationId": "eulerstreamSignV1",
+                "tags": ["EulerStream"],
+                "parameters": [
+                    _query("url", "The unsigned TikTok URL.", required=True),
+                    _CLIENT_PARAM,
+                    _query("uuc", "Viewer count hint; informational."),
+                ],
+                "security": _SECURITY,
+                "responses": {
+                    "200": {
+                        "description": "Signed.",
+                        "content": _json(_ref("EulerStreamV1Response")),
+                    },
+                    **_errors("EulerStreamError", (400, 401, 429, 500, 503)),
+                },
+            },
+            "post": _v2_operation(
+                "Sign a request (EulerStream v2: TLC 2.x, TikTokLive)", "eulerstreamSignV2"
+            ),
+        },
+        "/webcast/sign_url/": {
+            "post": _v2_operation(
+                "Sign a request (older TikTokLive: trailing slash, form body)",
+                "eulerstreamSignV2Slash",
+            ),
+        },
+        "/tiktok/sign_url": {
+            "post": _v2_operation("Sign a request (TLC 2.4 and later)", "tiktokSign"),
+        },
+        "/signature": {
+            "post": {
+                "summary": "Sign a URL (tiktok-signature, SignTok)",
+                "operationId": "signature",
+                "tags": ["tiktok-signature"],
+                "security": _SECURITY,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/plain": {"schema": _string("The unsigned TikTok URL.")},
+                        "application/json": {"schema": _ref("SignatureRequest")},
+                    },
+                },
+                "responses": {
+                    "200": {"description": "Signed.", "content": _json(_ref("SignatureResponse"))},
+                    **_errors("StructuredError", _SIGN_ERRORS),
+                },
+            }
+        },
+        "/api/signature": {
+            "post": {
+                "summary": "Sign a URL (this service's own API)",
+                "operationId": "ownSignature",
+                "tags": ["signer"],
+                "security": _SECURITY,
+                "requestBody": {"required": True, "content": _json(_ref("OwnRequest"))},
+                "responses": {
+                    "200": {"description": "Signed.", "content": _json(_ref("OwnResponse"))},
+                    **_errors("StructuredError", _SIGN_ERRORS),
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Liveness and readiness",
+                "operationId": "health",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {"description": "Ready.", "content": _json(_ref("Health"))},
+                    "503": {"description": "Not ready.", "content": _json(_ref("Health"))},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1 document.",
+                        "content": _json({"type": "object"}),
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "Human-readable API documentation",
+                "operationId": "docs",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every route; `version` is the service's version."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "TikTok signer",
+            "version": version,
+            "description": "Self-hosted TikTok request signing. Drop-in for EulerStream's "
+            "sign routes and for tiktok-signature / SignTok; the API key may be given as "
+            "query `apiKey`, header `X-Api-Key` or `Authorization: Bearer`.",
+        },
+        "paths": _paths(),
+        "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
+    }
+
+
+# Inline renderer: the service runs on hosts without internet, so no Swagger UI from a CDN.
+# Text goes through textContent only, so nothing in the document can inject markup.
+_DOCS_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>TikTok signer API</title>
+<style>
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
+       padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0; }
+.op { border: 1px solid #ccc; border-radius: 6px; margin: 1rem 0; padding: .5rem 1rem; }
+.method { display: inline-block; min-width: 4rem; font-weight: bold; text-transform: uppercase; }
+.get { color: #0a6; } .post { color: #06c; }
+.path { font-family: monospace; font-size: 1.05em; }
+pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; font-size: 13px; }
+h4 { margin: .6rem 0 .2rem; }
+</style>
+</head>
+<body>
+<h1 id="title">TikTok signer API</h1>
+<p id="description"></p>
+<div id="ops">Loading…</div>
+<script>
+const OPENAPI_URL = __OPENAPI_URL__;
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+function resolve(doc, schema, seen) {
+  if (!schema || typeof schema !== "object") return schema;
+  if (schema.$ref) {
+    const name = schema.$ref.split("/").pop();
+    if (seen.has(name)) return {$ref: schema.$ref};
+    return resolve(doc, doc.components.schemas[name], new Set([...seen, name]));
+  }
+  const out = Array.isArray(schema) ? [] : {};
+  for (const [key, value] of Object.entries(schema)) out[key] = resolve(doc, value, seen);
+  return out;
+}
+function contentBlock(doc, parent, content) {
+  for (const [type, media] of Object.entries(content || {})) {
+    parent.append(el("div", type, "path"));
+    parent.append(el("pre", JSON.stringify(resolve(doc, media.schema, new Set()), null, 2)));
+  }
+}
+function render(doc) {
+  document.getElementById("title").textContent = doc.info.title + " " + doc.info.version;
+  document.getElementById("description").textContent = doc.info.description || "";
+  const ops = document.getElementById("ops");
+  ops.textContent = "";
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const box = el("div", undefined, "op");
+      const head = el("div");
+      head.append(el("span", method, "method " + method), el("span", path, "path"));
+      box.append(head, el("p", op.summary || ""));
+      if (op.parameters && op.parameters.length) {
+        box.append(el("h4", "Parameters"));
+        const list = el("ul");
+        for (const p of op.parameters) {
+          const req = p.required ? " (required)" : "";
+          list.append(el("li", p.in + " " + p.name + req + ": " + (p.description || "")));
+        }
+        box.append(list);
+      }
+      if (op.requestBody) {
+        box.append(el("h4", "Request body"));
+        contentBlock(doc, box, op.requestBody.content);
+      }
+      box.append(el("h4", "Responses"));
+      for (const [status, response] of Object.entries(op.responses || {})) {
+        box.append(el("div", status + " " + (response.description || "")));
+        contentBlock(doc, box, response.content);
+      }
+      ops.append(box);
+    }
+  }
+}
+fetch(OPENAPI_URL)
+  .then((response) => response.json())
+  .then(render)
+  .catch((error) => {
+    document.getElementById("ops").textContent = "Could not load " + OPENAPI_URL + ": " + error;
+  });
+</script>
+</body>
+</html>
+"""
+
+
+def docs_html(openapi_url: str) -> str:
+    """A self-contained HTML page that fetches `openapi_url` and renders it, no CDN needed."""
+    # JSON is valid JS; escaping `<`, `>` and `&` keeps a crafted URL from closing the script.
+    literal = (
+        json.dumps(openapi_url)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+    return _DOCS_TEMPLATE.replace("__OPENAPI_URL__", literal)
