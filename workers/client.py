@@ -22,8 +22,8 @@ from arq.jobs import Job
 
 from signer import DeadlineExceeded, SignError, SignRequest, SignResult
 
-from .config import QueueSettings
-from .keys import JOB_FUNCTION, queue_name, results_channel, wake_key
+from .config import HEARTBEAT_SECONDS, QueueSettings
+from .keys import JOB_FUNCTION, queue_name, results_channel, wake_key, workers_key
 from .payloads import decode_answer, encode_request
 
 __all__ = ["QueueFull", "QueueUnavailable", "SignQueue"]
@@ -60,6 +60,7 @@ class SignQueue:
         self._queue = queue_name(self.settings.prefix)
         self._wake = wake_key(self.settings.prefix)
         self._channel = results_channel(self.settings.prefix, self.instance)
+        self._workers = workers_key(self.settings.prefix)
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._batch: list[_Pending] = []
         self._submissions: set[asyncio.Task[None]] = set()
@@ -88,6 +89,11 @@ class SignQueue:
     def redis(self) -> ArqRedis:
         assert self._redis is not None, "SignQueue.start() first"
         return self._redis
+
+    async def workers_alive(self) -> int:
+        """Workers that said they were alive within the last three heartbeats."""
+        since = time.time() - 3 * HEARTBEAT_SECONDS
+        return int(await self.redis.zcount(self._workers, since, "+inf"))
 
     async def depth(self) -> int:
         """Jobs waiting in the queue."""

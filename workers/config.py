@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["QueueSettings"]
+__all__ = ["HEARTBEAT_SECONDS", "QueueSettings"]
+
+HEARTBEAT_SECONDS = 3.0  # a worker silent for three beats is counted as gone
 
 
 class QueueSettings(BaseSettings):

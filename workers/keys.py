@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["JOB_FUNCTION", "queue_name", "results_channel", "wake_key"]
+__all__ = ["JOB_FUNCTION", "queue_name", "results_channel", "wake_key", "workers_key"]
 
 JOB_FUNCTION = "sign"
 
@@ -20,3 +20,8 @@ def wake_key(prefix: str) -> str:
 def results_channel(prefix: str, instance: str) -> str:
     """The pub/sub channel an API process hears its results on."""
     return f"{prefix}:results:{instance}"
+
+
+def workers_key(prefix: str) -> str:
+    """A sorted set of worker ids scored by when each last said it was alive."""
+    return f"{prefix}:workers"

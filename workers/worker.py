@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -21,8 +22,8 @@ from arq.worker import func
 
 from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
-from .config import QueueSettings
-from .keys import JOB_FUNCTION, queue_name, wake_key
+from .config import HEARTBEAT_SECONDS, QueueSettings
+from .keys import JOB_FUNCTION, queue_name, wake_key, workers_key
 from .payloads import decode_request, encode_error, encode_result
 
 __all__ = ["EventWorker", "build_worker", "sign_job"]
@@ -61,15 +62,20 @@ async def sign_job(
 class EventWorker(Worker):
     """An arq worker whose wait between looks at the queue ends when a job arrives."""
 
-    def __init__(self, *, wake: str, safety_poll: float, **kwargs: Any) -> None:
+    def __init__(self, *, wake: str, registry: str, safety_poll: float, **kwargs: Any) -> None:
         # arq's loop then never sleeps on its own; our `_poll_iteration` does the waiting.
         super().__init__(poll_delay=0, **kwargs)
         self._wake = wake
+        self._registry = registry
         self._safety_poll = safety_poll
+        self.worker_id = uuid.uuid4().hex
+        self._last_beat = 0.0
 
     async def drain(self, timeout: float) -> None:
         """Stop taking jobs and wait (up to `timeout`) for those in hand to finish."""
         self.allow_pick_jobs = False
+        if self._pool is not None:  # it may be stopped before it ever connected
+            await self.pool.zrem(self._registry, self.worker_id)
         pending = [task for task in self.tasks.values() if not task.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
@@ -77,6 +83,10 @@ class EventWorker(Worker):
     async def _poll_iteration(self) -> None:
         # At capacity, arq's `start_jobs` itself waits for a free slot before taking more.
         await super()._poll_iteration()
+        now = time.time()
+        if now - self._last_beat >= HEARTBEAT_SECONDS and self.allow_pick_jobs:
+            self._last_beat = now
+            await self.pool.zadd(self._registry, {self.worker_id: now})
         # One token per enqueued job: a burst wakes as many workers as it needs.
         # redis-py types the timeout as int; Redis itself takes fractional seconds.
         blpop = cast(Callable[..., Awaitable[Any]], self.pool.blpop)
@@ -105,6 +115,7 @@ def build_worker(queue: QueueSettings, signer_settings: SignerSettings) -> Event
 
     return EventWorker(
         wake=wake_key(queue.prefix),
+        registry=workers_key(queue.prefix),
         safety_poll=queue.safety_poll,
         functions=[func(sign_job, name=JOB_FUNCTION, max_tries=2, timeout=queue.max_deadline)],
         redis_settings=RedisSettings.from_dsn(queue.redis_url),
