@@ -70,7 +70,32 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--body", default="")
     params = kinds.add_parser("xttparams", help="print the x-tt-params value of a query")
     params.add_argument("query")
+
+    api = commands.add_parser("api", help="run the HTTP API (SIGNER_API_HOST, SIGNER_API_PORT)")
+    api.add_argument("--host", help="listen address (default SIGNER_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="listen port (default SIGNER_API_PORT or 8080)")
+    worker = commands.add_parser("worker", help="run signing workers on this host")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     return parser
+
+
+def _service(args: argparse.Namespace) -> int:
+    # The service layers are imported only here: the signing library itself knows nothing
+    # of HTTP or queues, and this command line is where the layers are put together.
+    if args.command == "api":
+        from api.server import ApiSettings, serve
+        from workers import QueueSettings
+
+        settings = ApiSettings()
+        updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        asyncio.run(serve(settings.model_copy(update=updates), QueueSettings()))
+        return 0
+    from workers.run import run_workers
+
+    if args.processes < 1:
+        print("signer: --processes must be at least 1", file=sys.stderr)
+        return 2
+    return run_workers(args.processes)
 
 
 async def _sign(args: argparse.Namespace) -> int:
@@ -119,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sign":
             return asyncio.run(_sign(args))
+        if args.command in ("api", "worker"):
+            return _service(args)
         return _token(args)
     except (SignError, TokenDecodeError) as error:
         print(f"signer: {error}", file=sys.stderr)

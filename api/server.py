@@ -1,0 +1,54 @@
+"""Running the API process: `signer api`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers import QueueSettings, SignQueue
+
+from .app import create_app
+
+__all__ = ["ApiSettings", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiSettings(BaseSettings):
+    """`SIGNER_API_HOST` and `SIGNER_API_PORT`."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNER_API_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the API listens on (0: any).")
+
+
+async def serve(
+    settings: ApiSettings, queue_settings: QueueSettings, ready: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then finish the requests in hand and stop."""
+    queue = SignQueue(queue_settings)
+    await queue.start()
+    runner = web.AppRunner(create_app(queue), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    for address in runner.addresses:
+        print(f"signer api listening on http://{address[0]}:{address[1]}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        # The runner's shutdown waits for in-flight requests (up to its timeout).
+        await runner.cleanup()
+        await queue.close()
