@@ -1,12 +1,14 @@
-# `make run` signs a sample URL with the whole signing core; `make test` runs the suite.
+# `make run` brings up the whole service here; `make test` runs the suite.
 # Both install what is missing first: Debian packages (as root), then the virtualenv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 8080
+WORKERS ?= 1
 SAMPLE_URL ?= https://webcast.tiktok.com/webcast/im/fetch/?aid=1988&app_name=tiktok_web&device_platform=web_pc&browser_name=Mozilla&browser_platform=Win32&os=windows&screen_width=1920&screen_height=1080&room_id=7312345678901234567
 
-.PHONY: all system venv test lint typecheck unit run bench clean
+.PHONY: all system venv test lint typecheck unit run sign bench clean
 
 all: test
 
@@ -34,6 +36,9 @@ unit: venv system
 test: lint typecheck unit
 
 run: venv system
+	$(BIN)/signer up --port $(PORT) --workers $(WORKERS)
+
+sign: venv system
 	$(BIN)/signer sign '$(SAMPLE_URL)' --json
 
 bench: venv system

@@ -18,6 +18,8 @@ have_chromium() {
 have_chromium || missing+=(chromium)
 # The queue's tests start a private Redis of their own (never the machine's shared one).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# `signer up` runs a private Postgres from Debian's binaries when no DATABASE_URL is given.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -76,12 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, help="listen port (default SIGNER_API_PORT or 8080)")
     worker = commands.add_parser("worker", help="run signing workers on this host")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    up = commands.add_parser("up", help="run the whole stack here (private Redis and Postgres)")
+    up.add_argument("--port", type=int, default=8080, help="API port (default 8080; 0: any)")
+    up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    up.add_argument("--state", default=".state", help="folder for private Redis and Postgres")
     return parser
 
 
 def _service(args: argparse.Namespace) -> int:
     # The service layers are imported only here: the signing library itself knows nothing
     # of HTTP or queues, and this command line is where the layers are put together.
+    if args.command == "up":
+        from pathlib import Path
+
+        from stack import run_up
+
+        return run_up(Path(args.state).resolve(), args.port, args.workers)
     if args.command == "api":
         from api.server import ApiSettings, serve
         from workers import QueueSettings
@@ -144,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sign":
             return asyncio.run(_sign(args))
-        if args.command in ("api", "worker"):
+        if args.command in ("api", "worker", "up"):
             return _service(args)
         return _token(args)
     except (SignError, TokenDecodeError) as error:
