@@ -1,0 +1,67 @@
+"""A worker killed mid-burst: every request still answered, signed or 503, by its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+
+from signer.browser.procs import children
+from tests.signer.conftest import FETCH_URL
+from tests.test_commands import _get
+from tests.test_commands import stack as stack
+
+
+async def _burst(base: str, count: int) -> list[tuple[int, float]]:
+    timeout = aiohttp.ClientTimeout(total=20)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(i: int) -> tuple[int, float]:
+            started = time.monotonic()
+            url = f"{FETCH_URL}&cursor_id={i}"
+            async with session.get(f"{base}/webcast/sign_url", params={"url": url}) as response:
+                await response.read()
+                return response.status, time.monotonic() - started
+
+        tasks = []
+        for i in range(count):
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(0.005)  # a stream, so the kill lands mid-burst
+        return await asyncio.gather(*tasks)
+
+
+def test_killed_worker_leaves_no_request_hanging(stack: tuple) -> None:  # type: ignore[type-arg]
+    base, _api, workers = stack
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status, health = _get(f"{base}/health")
+            if status == 200 and health["workers"] == 2:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    # The worker processes, not multiprocessing's resource tracker.
+    victims = [
+        pid
+        for pid in children(workers.pid)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(victims) == 2
+
+    async def scenario() -> list[tuple[int, float]]:
+        burst = asyncio.create_task(_burst(base, 200))
+        await asyncio.sleep(0.3)
+        os.kill(victims[0], signal.SIGKILL)
+        return await burst
+
+    answers = asyncio.run(scenario())
+    statuses = [status for status, _ in answers]
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(200) > 0
+    # The default deadline is 5 s: nobody waits much past it.
+    assert max(elapsed for _, elapsed in answers) < 7.0
