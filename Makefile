@@ -30,7 +30,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv system
+NODE_CLIENTS := tests/clients/node
+
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json | system
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+unit: venv system $(NODE_CLIENTS)/node_modules/.installed
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -18,6 +18,9 @@ have_chromium() {
 have_chromium || missing+=(chromium)
 # The queue's tests start a private Redis of their own (never the machine's shared one).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The real TikTok-Live-Connector client runs in the tests.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # `signer up` runs a private Postgres from Debian's binaries when no DATABASE_URL is given.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
