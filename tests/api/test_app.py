@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -221,3 +223,29 @@ async def test_metrics_openapi_and_docs(
     async with http.get(f"{base}/docs") as response:
         assert response.status == 200
         assert "openapi.json" in await response.text()
+
+
+async def test_full_queue_is_a_503_at_once(redis_for_api: str, http: aiohttp.ClientSession) -> None:
+    settings = QueueSettings(
+        REDIS_URL=redis_for_api, prefix=f"full-{uuid.uuid4().hex[:8]}", max_depth=1
+    )
+    queue = SignQueue(settings)
+    await queue.start()
+    server = TestServer(create_app(queue), host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        # No worker: the first request's job waits in the queue until its deadline.
+        first = asyncio.create_task(http.post(f"{base}/api/signature", json={"url": FETCH_URL}))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        async with http.post(f"{base}/api/signature", json={"url": FETCH_URL}) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "1"
+            body = await response.json()
+        assert time.monotonic() - started < 0.5
+        assert body["error"]["type"] == "SERVICE_UNAVAILABLE"
+        (await first).release()
+    finally:
+        await server.close()
+        await queue.close()
