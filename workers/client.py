@@ -64,6 +64,9 @@ class SignQueue:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._batch: list[_Pending] = []
         self._submissions: set[asyncio.Task[None]] = set()
+        self._open_jobs: dict[str, asyncio.TimerHandle] = {}
+        self._open = 0
+        self._flush_scheduled = False
         self.jobs_submitted = 0
         self.requests_submitted = 0
         self._redis: ArqRedis | None = None
@@ -112,8 +115,7 @@ class SignQueue:
         pending.future = asyncio.get_running_loop().create_future()
         self._waiting[pending.request_id] = pending.future
         self._batch.append(pending)
-        if len(self._batch) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        self._schedule_flush()
         try:
             answer = await self._answer(pending, deadline)
         finally:
@@ -123,22 +125,48 @@ class SignQueue:
             raise result
         return result
 
+    def _schedule_flush(self) -> None:
+        # A free slot sends at the end of this loop turn; with every slot busy, requests
+        # gather until a job comes back, so under load each job carries a big batch and
+        # the queue's per-job cost is shared. An idle process sends each request at once.
+        if self._batch and not self._flush_scheduled and self._open < self.settings.max_inflight:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        for start in range(0, len(batch), self.settings.max_batch):
-            task = asyncio.create_task(self._submit(batch[start : start + self.settings.max_batch]))
+        self._flush_scheduled = False
+        while self._batch and self._open < self.settings.max_inflight:
+            batch = self._batch[: self.settings.max_batch]
+            del self._batch[: self.settings.max_batch]
+            job_id = uuid.uuid4().hex
+            self._open += 1
+            deadline = max(p.request.deadline or 0.0 for p in batch)
+            # Should the answer never come (a worker died), the slot frees at the deadline.
+            delay = max(deadline - time.time(), 0) + 0.1
+            self._open_jobs[job_id] = asyncio.get_running_loop().call_later(
+                delay, self._release, job_id
+            )
+            task = asyncio.create_task(self._submit(job_id, batch, deadline))
             self._submissions.add(task)
             task.add_done_callback(self._submissions.discard)
 
-    async def _submit(self, batch: list[_Pending]) -> None:
+    def _release(self, job_id: str) -> None:
+        timer = self._open_jobs.pop(job_id, None)
+        if timer is None:
+            return
+        timer.cancel()
+        self._open -= 1
+        self._schedule_flush()
+
+    async def _submit(self, job_id: str, batch: list[_Pending], deadline: float) -> None:
         try:
             if await self.depth() >= self.settings.max_depth:
                 raise QueueFull(f"more than {self.settings.max_depth} jobs are waiting")
-            deadline = max(p.request.deadline or 0.0 for p in batch)
             job = await self.redis.enqueue_job(
                 JOB_FUNCTION,
                 {p.request_id: encode_request(p.request) for p in batch},
                 self._channel,
+                _job_id=job_id,
                 _expires=timedelta(seconds=max(deadline - time.time(), 0.001)),
             )
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -150,6 +178,7 @@ class SignQueue:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(failure)
+            self._release(job_id)
             return
         self.jobs_submitted += 1
         self.requests_submitted += len(batch)
@@ -175,7 +204,9 @@ class SignQueue:
         async for message in pubsub.listen():
             if message.get("type") != "message":
                 continue
-            for request_id, answer in json.loads(message["data"]).items():
+            data = json.loads(message["data"])
+            for request_id, answer in data["answers"].items():
                 future = self._waiting.get(request_id)
                 if future is not None and not future.done():
                     future.set_result(answer)
+            self._release(data["job"])

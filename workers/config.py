@@ -34,3 +34,9 @@ class QueueSettings(BaseSettings):
     )
     max_jobs: int = Field(32, ge=1, description="Jobs one worker process signs at once.")
     max_batch: int = Field(128, ge=1, description="Most requests one job carries.")
+    max_inflight: int = Field(
+        4,
+        ge=1,
+        description="Jobs one API process keeps in flight; more requests wait for a slot "
+        "and then travel together as one job.",
+    )

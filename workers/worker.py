@@ -55,7 +55,7 @@ async def sign_job(
             answers[request_id] = (
                 encode_error(result) if isinstance(result, SignError) else encode_result(result)
             )
-    await ctx["redis"].publish(reply_to, json.dumps(answers))
+    await ctx["redis"].publish(reply_to, json.dumps({"job": ctx["job_id"], "answers": answers}))
     return answers
 
 
