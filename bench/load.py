@@ -24,17 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
+from sign_bench import URL
 
 __all__ = ["URL", "LoadResult", "Route", "percentiles", "run_load", "signed_url_for"]
-
-URL = (
-    "https://webcast.tiktok.com/webcast/im/fetch/?aid=1988&app_language=en&app_name=tiktok_web"
-    "&browser_language=en-US&browser_name=Mozilla&browser_online=true&browser_platform=Win32"
-    "&browser_version=5.0&cookie_enabled=true&cursor=&device_platform=web_pc&focus_state=true"
-    "&from_page=user&history_len=4&internal_ext=&is_fullscreen=false&is_page_visible=true"
-    "&os=windows&priority_region=&referer=&region=US&room_id=7312345678901234567"
-    "&screen_height=1080&screen_width=1920&tz_name=America%2FNew_York&webcast_language=en"
-)
 
 Route = Literal["get", "post"]
 

@@ -15,8 +15,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from stack.services import free_port as _free_port
+from tests.service_stack import get_json as _get
 from tests.signer.conftest import FETCH_URL
-from tests.test_commands import _free_port, _get
 
 
 def _port_open(port: int) -> bool:

@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 
 from signer.browser.procs import children
+from tests.service_stack import ServiceStack
 from tests.signer.conftest import FETCH_URL
-from tests.test_commands import _get
-from tests.test_commands import stack as stack
+from tests.test_commands import two_workers as two_workers
 
 
 async def _burst(base: str, count: int) -> list[tuple[int, float]]:
@@ -34,17 +34,8 @@ async def _burst(base: str, count: int) -> list[tuple[int, float]]:
         return await asyncio.gather(*tasks)
 
 
-def test_killed_worker_leaves_no_request_hanging(stack: tuple) -> None:  # type: ignore[type-arg]
-    base, _api, workers = stack
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            status, health = _get(f"{base}/health")
-            if status == 200 and health["workers"] == 2:
-                break
-        except OSError:
-            pass
-        time.sleep(0.2)
+def test_killed_worker_leaves_no_request_hanging(two_workers: ServiceStack) -> None:
+    base, workers = two_workers.base, two_workers.workers
     # The worker processes, not multiprocessing's resource tracker.
     victims = [
         pid
