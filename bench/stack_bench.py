@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from load import format_summary, run_load  # noqa: E402
 
+from signer.browser.procs import descendants  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 
 T = TypeVar("T")
@@ -148,24 +149,8 @@ class Stack:
 # --- CPU accounting from /proc -----------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.extend(int(child) for child in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
 def _tree(pid: int) -> list[int]:
-    out = [pid]
-    stack = _children(pid)
-    while stack:
-        child = stack.pop()
-        out.append(child)
-        stack.extend(_children(child))
-    return out
+    return [pid, *descendants(pid)]
 
 
 def _cpu_seconds(pid: int) -> float:
