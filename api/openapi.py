@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
+from .errors import ErrorType
 from .parsing import MAX_BODY_BYTES
 
 __all__ = ["OPENAPI_VERSION", "docs_html", "openapi_document"]
@@ -247,14 +248,7 @@ _SCHEMAS: dict[str, Schema] = {
                 {
                     "type": {
                         "type": "string",
-                        "enum": [
-                            "VALIDATION_ERROR",
-                            "AUTHENTICATION_ERROR",
-                            "RATE_LIMIT_ERROR",
-                            "SIGNATURE_GENERATION_ERROR",
-                            "SERVICE_UNAVAILABLE",
-                            "INTERNAL_ERROR",
-                        ],
+                        "enum": list(get_args(ErrorType)),
                     },
                     "message": {"type": "string"},
                     "code": {"type": "integer", "description": "The HTTP status."},
