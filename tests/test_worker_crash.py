@@ -1,4 +1,4 @@
-"""A worker killed mid-burst: every request still answered, signed or 503, by its deadline."""
+"""A worker killed mid-burst: its jobs are signed by the other worker within the deadline."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def test_killed_worker_leaves_no_request_hanging(two_workers: ServiceStack) -> N
     answers = asyncio.run(scenario())
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {200, 503}, statuses
-    assert statuses.count(200) > 0
+    # The dead worker's jobs go back to the queue when their leases run out (2 s) and
+    # the survivor signs them well within the 5 s deadline.
+    assert statuses.count(200) == len(statuses), statuses
     # The default deadline is 5 s: nobody waits much past it.
     assert max(elapsed for _, elapsed in answers) < 7.0

@@ -1,8 +1,10 @@
 """The producer side, used by the API: submit a request and await its signed answer.
 
 Answers are pushed, not polled: each API process subscribes to its own results channel
-and the worker publishes there the moment a job is done. arq's stored result is the
-safety net when a message is lost.
+and the worker publishes there the moment a job is done. A submission is one round trip
+(`QueueScripts.enqueue`: the depth check, the job, its place in the queue and the wake-up
+together). An answer lost on the way (the subscription reconnecting) ends in
+`DeadlineExceeded` at the request's deadline, as a worker that never answers does.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any
 
-from arq import ArqRedis, create_pool
-from arq.connections import RedisSettings
-from arq.jobs import Job
+from arq.jobs import serialize_job
+from redis.asyncio import Redis
 
 from signer import DeadlineExceeded, SignError, SignRequest, SignResult
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
-from .keys import JOB_FUNCTION, queue_name, results_channel, wake_key, workers_key
+from .keys import JOB_FUNCTION, results_channel, workers_key
 from .payloads import decode_answer, encode_request
+from .scripts import QueueScripts
 
 __all__ = ["QueueFull", "QueueUnavailable", "SignQueue"]
 
@@ -48,7 +49,6 @@ class _Pending:
     request: SignRequest
     request_id: str
     future: asyncio.Future[dict[str, Any]] = field(init=False)
-    job: Job | None = None
 
 
 class SignQueue:
@@ -57,8 +57,6 @@ class SignQueue:
     def __init__(self, settings: QueueSettings | None = None) -> None:
         self.settings = settings or QueueSettings()
         self.instance = uuid.uuid4().hex
-        self._queue = queue_name(self.settings.prefix)
-        self._wake = wake_key(self.settings.prefix)
         self._channel = results_channel(self.settings.prefix, self.instance)
         self._workers = workers_key(self.settings.prefix)
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -69,13 +67,13 @@ class SignQueue:
         self._flush_scheduled = False
         self.jobs_submitted = 0
         self.requests_submitted = 0
-        self._redis: ArqRedis | None = None
+        self._redis: Redis | None = None
+        self._scripts: QueueScripts | None = None
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._redis = await create_pool(
-            RedisSettings.from_dsn(self.settings.redis_url), default_queue_name=self._queue
-        )
+        self._redis = Redis.from_url(self.settings.redis_url)
+        self._scripts = QueueScripts(self._redis, self.settings.prefix)
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="signer-results")
@@ -89,9 +87,14 @@ class SignQueue:
             await self._redis.aclose()
 
     @property
-    def redis(self) -> ArqRedis:
+    def redis(self) -> Redis:
         assert self._redis is not None, "SignQueue.start() first"
         return self._redis
+
+    @property
+    def scripts(self) -> QueueScripts:
+        assert self._scripts is not None, "SignQueue.start() first"
+        return self._scripts
 
     async def workers_alive(self) -> int:
         """Workers that said they were alive within the last three heartbeats."""
@@ -99,8 +102,8 @@ class SignQueue:
         return int(await self.redis.zcount(self._workers, since, "+inf"))
 
     async def depth(self) -> int:
-        """Jobs waiting in the queue."""
-        return int(await self.redis.zcard(self._queue))
+        """Jobs waiting for a worker (not those being signed)."""
+        return int(await self.redis.zcard(self.scripts.queue))
 
     async def sign(self, request: SignRequest) -> SignResult:
         """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error.
@@ -159,20 +162,24 @@ class SignQueue:
         self._schedule_flush()
 
     async def _submit(self, job_id: str, batch: list[_Pending], deadline: float) -> None:
+        now = time.time()
+        data = serialize_job(
+            JOB_FUNCTION,
+            ({p.request_id: encode_request(p.request) for p in batch}, self._channel),
+            {},
+            None,
+            int(now * 1000),
+        )
         try:
-            if await self.depth() >= self.settings.max_depth:
-                raise QueueFull(f"more than {self.settings.max_depth} jobs are waiting")
-            job = await self.redis.enqueue_job(
-                JOB_FUNCTION,
-                {p.request_id: encode_request(p.request) for p in batch},
-                self._channel,
-                _job_id=job_id,
-                _expires=timedelta(seconds=max(deadline - time.time(), 0.001)),
+            added = await self.scripts.enqueue(
+                job_id,
+                data,
+                due_ms=int(now * 1000),
+                ttl_ms=int((deadline - now) * 1000),
+                max_depth=self.settings.max_depth,
             )
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.lpush(self._wake, "1")
-                pipe.ltrim(self._wake, 0, self.settings.max_depth)  # no workers: stay bounded
-                await pipe.execute()
+            if not added:
+                raise QueueFull(f"{self.settings.max_depth} jobs are waiting already")
         except Exception as error:
             failure = error if isinstance(error, SignError) else QueueUnavailable(str(error))
             for pending in batch:
@@ -182,23 +189,13 @@ class SignQueue:
             return
         self.jobs_submitted += 1
         self.requests_submitted += len(batch)
-        for pending in batch:
-            pending.job = job
 
     async def _answer(self, pending: _Pending, deadline: float) -> dict[str, Any]:
         try:
             async with asyncio.timeout(max(deadline - time.time(), 0)):
                 return await pending.future
         except TimeoutError:
-            pass
-        # The message may have been lost (a reconnect): the stored result still counts.
-        if pending.job is not None:
-            info = await pending.job.result_info()
-            if info is not None and info.success and isinstance(info.result, dict):
-                stored = info.result.get(pending.request_id)
-                if isinstance(stored, dict):
-                    return stored
-        raise DeadlineExceeded("no worker signed the request before its deadline")
+            raise DeadlineExceeded("no worker signed the request before its deadline") from None
 
     async def _listen(self, pubsub: Any) -> None:
         async for message in pubsub.listen():

@@ -32,6 +32,14 @@ class QueueSettings(BaseSettings):
         description="Seconds an idle worker waits for a wake-up before looking at the queue "
         "anyway (a lost wake-up costs at most this).",
     )
+    lease: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Seconds a worker holds a job without renewing it; a worker that dies "
+        "holding jobs has them signed by another after at most this (renewed every "
+        "quarter of it while in hand).",
+    )
     max_jobs: int = Field(32, ge=1, description="Jobs one worker process signs at once.")
     max_batch: int = Field(128, ge=1, description="Most requests one job carries.")
     max_inflight: int = Field(

@@ -1,15 +1,54 @@
-"""Every Redis key and channel the queue uses, in one place."""
+"""Every Redis key and channel the queue uses, in one place.
+
+Jobs are stored the way arq stores them (a pickled job under `arq:job:<id>`, its try
+count under `arq:retry:<id>`, the queue a sorted set of job ids by due time), so arq's
+own tools can read them; what differs is how workers take and finish them (see
+`workers.scripts`).
+"""
 
 from __future__ import annotations
 
-__all__ = ["JOB_FUNCTION", "queue_name", "results_channel", "wake_key", "workers_key"]
+from arq.constants import job_key_prefix, retry_key_prefix
+
+__all__ = [
+    "JOB_FUNCTION",
+    "job_key",
+    "leases_key",
+    "queue_name",
+    "results_channel",
+    "retry_key",
+    "wake_key",
+    "workers_key",
+]
 
 JOB_FUNCTION = "sign"
 
 
 def queue_name(prefix: str) -> str:
-    """arq's queue: a sorted set of job ids by due time (what KEDA's Redis scaler counts)."""
+    """Jobs waiting for a worker: a sorted set of job ids by due time (ms), as in arq.
+
+    Only waiting jobs are in it, so its size is the backlog KEDA's Redis scaler counts.
+    """
     return f"{prefix}:queue"
+
+
+def leases_key(prefix: str) -> str:
+    """Jobs a worker holds: a sorted set of job ids scored by when the lease runs out (ms).
+
+    A worker renews its leases while it works; a lease that runs out means the worker
+    died, and the next look at the queue puts the job back in it.
+    """
+    return f"{prefix}:leases"
+
+
+def job_key(job_id: str) -> str:
+    """The pickled job, in arq's format; it expires at the job's deadline."""
+    return f"{job_key_prefix}{job_id}"
+
+
+def retry_key(job_id: str) -> str:
+    """How many times a worker has taken the job (arq's try counter)."""
+    return f"{retry_key_prefix}{job_id}"
 
 
 def wake_key(prefix: str) -> str:

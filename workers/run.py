@@ -23,14 +23,16 @@ async def serve_worker(queue: QueueSettings, signer_settings: SignerSettings) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    running = asyncio.create_task(worker.async_run())
+    running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     await worker.drain(timeout=queue.max_deadline)
+    # The loop ends at its next wake-up (at most `safety_poll`), handing back any token.
+    await asyncio.wait({running}, timeout=queue.safety_poll + 1)
     running.cancel()
     stopping.cancel()
     await asyncio.gather(running, stopping, return_exceptions=True)
-    await worker.close()  # runs on_shutdown: the browser closes
+    await worker.close()  # the browser closes
 
 
 def _child() -> None:

@@ -1,43 +1,50 @@
-"""The worker process: arq's worker, woken by events instead of polling every 0.5 s.
+"""The worker process: takes signing jobs the moment they arrive and signs them in batches.
 
-arq's own loop sleeps `poll_delay` between looks at the queue: 502 ms p50 for a trivial
-job measured here. This worker blocks on a wake-up list that producers push to right
-after enqueueing, so a job starts as soon as it exists; the block times out after
-`safety_poll` seconds, so a lost wake-up costs at most that, and an idle worker sends
-Redis about one command a second.
+arq's own loop sleeps `poll_delay` between looks at the queue (502 ms p50 for a trivial
+job measured here) and spends about 30 Redis commands per job. This worker blocks on a
+wake-up list that producers push to when they enqueue, so a job starts as soon as it
+exists, and takes, renews and finishes jobs with the scripts in `workers.scripts`: three
+round trips per job. The block times out after `safety_poll` seconds, so a lost wake-up
+costs at most that and an idle worker sends Redis about two commands a second.
+
+A worker that dies holding jobs stops renewing their leases; the next worker to look at
+the queue puts them back, and one of them signs them within the deadline if there is
+time left (a job is tried at most `max_tries` times).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from arq import Worker
-from arq.connections import RedisSettings
-from arq.worker import func
+from arq.jobs import deserialize_job_raw
+from redis.asyncio import Redis
 
 from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
-from .keys import JOB_FUNCTION, queue_name, wake_key, workers_key
+from .keys import JOB_FUNCTION, workers_key
 from .payloads import decode_request, encode_error, encode_result
+from .scripts import QueueScripts, TakenJob
 
-__all__ = ["EventWorker", "build_worker", "sign_job"]
+__all__ = ["QueueWorker", "build_worker", "sign_payloads"]
+
+MAX_TRIES = 2  # a job that killed two workers is not handed to a third
 
 
-async def sign_job(
-    ctx: dict[str, Any], payloads: dict[str, dict[str, Any]], reply_to: str
+async def sign_payloads(
+    signer: Signer, payloads: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """Sign a batch of requests (id -> request) and push every answer to the caller at once.
+    """Sign a batch of requests (id -> request): every id gets an answer.
 
     A request whose deadline has passed is answered unsigned: its signature would be
     useless by the time it arrived.
     """
-    signer: Signer = ctx["signer"]
     answers: dict[str, dict[str, Any]] = {}
     live: dict[str, SignRequest] = {}
     now = time.time()
@@ -55,74 +62,139 @@ async def sign_job(
             answers[request_id] = (
                 encode_error(result) if isinstance(result, SignError) else encode_result(result)
             )
-    await ctx["redis"].publish(reply_to, json.dumps({"job": ctx["job_id"], "answers": answers}))
     return answers
 
 
-class EventWorker(Worker):
-    """An arq worker whose wait between looks at the queue ends when a job arrives."""
+class QueueWorker:
+    """One worker process's loop: wait for a wake-up, take jobs, sign, answer."""
 
-    def __init__(self, *, wake: str, registry: str, safety_poll: float, **kwargs: Any) -> None:
-        # arq's loop then never sleeps on its own; our `_poll_iteration` does the waiting.
-        super().__init__(poll_delay=0, **kwargs)
-        self._wake = wake
-        self._registry = registry
-        self._safety_poll = safety_poll
+    def __init__(self, queue: QueueSettings, signer: Signer) -> None:
+        self.settings = queue
+        self.signer = signer
         self.worker_id = uuid.uuid4().hex
-        self._last_beat = 0.0
+        self.jobs_done = 0
+        self._registry = workers_key(queue.prefix)
+        self._redis: Redis | None = None
+        self._scripts: QueueScripts | None = None
+        self._taking = True
+        self._in_hand: dict[str, asyncio.Task[None]] = {}
+        self._slot_free = asyncio.Event()
+        self._upkeep: asyncio.Task[None] | None = None
+        self._lease_ms = int(queue.lease * 1000)
+
+    @property
+    def scripts(self) -> QueueScripts:
+        assert self._scripts is not None, "QueueWorker.run() first"
+        return self._scripts
+
+    async def run(self) -> None:
+        """Start the browser, then take jobs until `drain()` is called."""
+        self._redis = Redis.from_url(self.settings.redis_url)
+        self._scripts = QueueScripts(self._redis, self.settings.prefix)
+        await self.signer.start()
+        await self._beat()
+        self._upkeep = asyncio.create_task(self._keep_alive(), name="worker-upkeep")
+        blpop = cast(Callable[..., Awaitable[Any]], self._redis.blpop)
+        while self._taking:
+            free = self.settings.max_jobs - len(self._in_hand)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            # redis-py types the timeout as int; Redis itself takes fractional seconds.
+            woken = await blpop([self.scripts.wake], timeout=self.settings.safety_poll)
+            if not self._taking:
+                if woken:  # not ours to take any more: hand the wake-up to another worker
+                    await self._redis.lpush(self.scripts.wake, woken[1])
+                break
+            now_ms = int(time.time() * 1000)
+            jobs = await self.scripts.take(
+                now_ms=now_ms, limit=free, lease_ms=self._lease_ms, tokens_consumed=int(bool(woken))
+            )
+            for job in jobs:
+                task = asyncio.create_task(self._work(job, now_ms), name=job.job_id)
+                self._in_hand[job.job_id] = task
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_hand.pop(task.get_name(), None)
+        self.jobs_done += 1
+        self._slot_free.set()
+
+    async def _work(self, job: TakenJob, taken_ms: int) -> None:
+        reply_to = ""
+        payloads: dict[str, dict[str, Any]] = {}
+        answers: dict[str, dict[str, Any]] = {}
+        queue_wait_ms = 0.0
+        try:
+            function, args, _kwargs, _tries, enqueued_ms = deserialize_job_raw(job.data)
+            payloads, reply_to = args
+            queue_wait_ms = max(taken_ms - enqueued_ms, 0)
+            if function != JOB_FUNCTION:
+                raise SignError(f"unknown job function {function!r}")
+            if job.tries > MAX_TRIES:
+                raise SignError(f"the job was taken {MAX_TRIES} times and never finished")
+            async with asyncio.timeout(self.settings.max_deadline):
+                answers = await sign_payloads(self.signer, payloads)
+        except Exception as error:  # every caller gets an answer, whatever went wrong
+            failure = error if isinstance(error, SignError) else SignError(repr(error))
+            if not reply_to:
+                await self._forget(job.job_id)
+                return
+            answers = {request_id: encode_error(failure) for request_id in payloads}
+        message = {
+            "job": job.job_id,
+            "worker": self.worker_id,
+            "queue_wait_ms": queue_wait_ms,
+            "answers": answers,
+        }
+        await self.scripts.finish(job.job_id, reply_to, json.dumps(message))
+
+    async def _forget(self, job_id: str) -> None:
+        # An unreadable job has nobody to answer: end its lease so it is not retried.
+        await self.scripts.finish(job_id, None, "")
+
+    async def _beat(self) -> None:
+        assert self._redis is not None
+        await self._redis.zadd(self._registry, {self.worker_id: time.time()})
+
+    async def _keep_alive(self) -> None:
+        """Say this worker is alive; while it holds jobs, renew their leases in time."""
+        renew_every = self.settings.lease / 4
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(renew_every if self._in_hand else HEARTBEAT_SECONDS / 3)
+            if self._in_hand:
+                until_ms = int(time.time() * 1000) + self._lease_ms
+                with contextlib.suppress(Exception):  # the next round tries again
+                    await self.scripts.renew(list(self._in_hand), until_ms)
+            if self._taking and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self._beat()
 
     async def drain(self, timeout: float) -> None:
         """Stop taking jobs and wait (up to `timeout`) for those in hand to finish."""
-        self.allow_pick_jobs = False
-        if self._pool is not None:  # it may be stopped before it ever connected
-            await self.pool.zrem(self._registry, self.worker_id)
-        pending = [task for task in self.tasks.values() if not task.done()]
+        self._taking = False
+        self._slot_free.set()
+        if self._redis is not None:  # it may be stopped before it ever connected
+            with contextlib.suppress(Exception):
+                await self._redis.zrem(self._registry, self.worker_id)
+        pending = list(self._in_hand.values())
         if pending:
             await asyncio.wait(pending, timeout=timeout)
 
-    async def _poll_iteration(self) -> None:
-        # At capacity, arq's `start_jobs` itself waits for a free slot before taking more.
-        await super()._poll_iteration()
-        now = time.time()
-        if now - self._last_beat >= HEARTBEAT_SECONDS and self.allow_pick_jobs:
-            self._last_beat = now
-            await self.pool.zadd(self._registry, {self.worker_id: now})
-        # One token per enqueued job: a burst wakes as many workers as it needs.
-        # redis-py types the timeout as int; Redis itself takes fractional seconds.
-        blpop = cast(Callable[..., Awaitable[Any]], self.pool.blpop)
-        if await blpop([self._wake], timeout=self._safety_poll):
-            # Take the tokens of the jobs this worker can start now as well: each look at
-            # the queue scans every job still in it, so one look per job would be
-            # quadratic in a burst.
-            free = self.max_jobs - self.job_counter - 1
-            if free > 0:
-                lpop = cast(Callable[..., Awaitable[Any]], self.pool.lpop)
-                await lpop(self._wake, free)
+    async def close(self) -> None:
+        """Stop the upkeep, close the browser and the Redis connections."""
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
+        await self.signer.close()
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
-def build_worker(queue: QueueSettings, signer_settings: SignerSettings) -> EventWorker:
+def build_worker(queue: QueueSettings, signer_settings: SignerSettings) -> QueueWorker:
     """A worker for `queue` that signs with its own `Signer`."""
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        signer = Signer(signer_settings)
-        await signer.start()
-        ctx["signer"] = signer
-
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        signer: Signer | None = ctx.get("signer")
-        if signer is not None:
-            await signer.close()
-
-    return EventWorker(
-        wake=wake_key(queue.prefix),
-        registry=workers_key(queue.prefix),
-        safety_poll=queue.safety_poll,
-        functions=[func(sign_job, name=JOB_FUNCTION, max_tries=2, timeout=queue.max_deadline)],
-        redis_settings=RedisSettings.from_dsn(queue.redis_url),
-        queue_name=queue_name(queue.prefix),
-        on_startup=startup,
-        on_shutdown=shutdown,
-        max_jobs=queue.max_jobs,
-        keep_result=60,
-        handle_signals=False,
-    )
+    return QueueWorker(queue, Signer(signer_settings))

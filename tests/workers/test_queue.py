@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 
 import pytest
+from arq.jobs import Job
 from redis.asyncio import Redis
 
-from signer import DeadlineExceeded, InvalidSignRequest, SignRequest, SignResult
+from signer import DeadlineExceeded, InvalidSignRequest, SignError, SignRequest, SignResult
 from tests.signer.conftest import FETCH_URL
 from tests.signer.test_signer_native import assert_consistent
 from workers import QueueFull, QueueSettings, SignQueue
+from workers.keys import JOB_FUNCTION
+from workers.scripts import QueueScripts
 
 from .conftest import running_worker
 
@@ -116,3 +120,56 @@ async def test_full_queue_answers_at_once(queue_settings: QueueSettings) -> None
         await asyncio.gather(*waiting, return_exceptions=True)
     finally:
         await client.close()
+
+
+async def test_a_job_held_by_a_dead_worker_is_signed_by_another(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    settings = queue_settings.model_copy(update={"lease": 0.3})
+    waiting = asyncio.create_task(queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 4)))
+    await asyncio.sleep(0.1)
+    # A worker takes the job and dies: it never renews the lease nor answers.
+    scripts = QueueScripts(queue.redis, settings.prefix)
+    taken = await scripts.take(
+        now_ms=int(time.time() * 1000), limit=10, lease_ms=300, tokens_consumed=0
+    )
+    assert len(taken) == 1
+    assert taken[0].tries == 1
+    start = time.monotonic()
+    async with running_worker(settings):
+        result = await waiting
+    assert isinstance(result, SignResult)
+    # The lease ran out (0.3 s), then the next look at the queue (safety poll 1 s) took it.
+    assert time.monotonic() - start < settings.lease + settings.safety_poll + 0.5
+
+
+async def test_a_job_that_killed_two_workers_is_answered_with_an_error(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    waiting = asyncio.create_task(queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 4)))
+    await asyncio.sleep(0.1)
+    scripts = QueueScripts(queue.redis, queue_settings.prefix)
+    for attempt in (1, 2):
+        now_ms = int(time.time() * 1000)
+        taken = await scripts.take(now_ms=now_ms, limit=10, lease_ms=50, tokens_consumed=0)
+        assert [job.tries for job in taken] == [attempt]
+        await asyncio.sleep(0.1)
+    async with running_worker(queue_settings):
+        with pytest.raises(SignError, match="taken 2 times"):
+            await waiting
+
+
+async def test_jobs_are_stored_in_arq_format(queue: SignQueue) -> None:
+    waiting = asyncio.create_task(queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 1)))
+    await asyncio.sleep(0.1)
+    [job_id] = await queue.redis.zrange(queue.scripts.queue, 0, -1)
+    info = await Job(job_id.decode(), queue.redis).info()  # arq's own reader
+    assert info is not None
+    assert info.function == JOB_FUNCTION
+    payloads, reply_to = info.args
+    [payload] = payloads.values()
+    assert payload["url"] == FETCH_URL
+    assert reply_to.startswith(queue.settings.prefix)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting

@@ -1,0 +1,151 @@
+"""The queue's Redis round trips: enqueue, take and finish, one round trip each.
+
+arq's own enqueue is a WATCH/MULTI transaction and its worker spends about 30 commands
+per job on bookkeeping (in-progress keys, retry counters, results, health checks);
+measured here, that was most of a signature's time over the queue. These scripts keep
+arq's layout of a job (see `workers.keys`) and do each step atomically on the server:
+
+- enqueue: refuse when the queue is full, store the job, add it to the queue and push
+  a wake-up token, all at once;
+- take: put the jobs of workers whose lease ran out back in the queue, move up to N
+  due jobs from the queue to the leases with their try count, and swallow the wake-up
+  tokens of the extra jobs taken;
+- finish: publish the answers, end the lease and delete the job (a pipeline).
+
+The job and retry keys are computed inside the scripts, so this needs one Redis server
+(or a cluster with every key of a deployment in one hash slot), as arq itself does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from arq.constants import job_key_prefix, retry_key_prefix
+from redis.asyncio import Redis
+
+from .keys import job_key, leases_key, queue_name, retry_key, wake_key
+
+__all__ = ["QueueScripts", "TakenJob"]
+
+_ENQUEUE = """
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[1])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+return 1
+"""
+
+# KEYS: queue, leases, wake.
+# ARGV: now_ms, limit, lease_until_ms, job prefix, retry prefix, tokens already consumed.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  -- Score 0: the oldest work goes first, its deadline being the nearest.
+  redis.call('ZADD', KEYS[1], 0, id)
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local taken = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local job = redis.call('GET', ARGV[4] .. id)
+  if job then
+    local tries = redis.call('INCR', ARGV[5] .. id)
+    local ttl = redis.call('PTTL', ARGV[4] .. id)
+    if ttl > 0 then
+      redis.call('PEXPIRE', ARGV[5] .. id, ttl)
+    end
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    taken[#taken + 1] = id
+    taken[#taken + 1] = job
+    taken[#taken + 1] = tries
+  else
+    -- Past its deadline: the job key expired, so it is dropped unsigned.
+    redis.call('DEL', ARGV[5] .. id)
+  end
+end
+-- Each job enqueued pushed one token; jobs put back after a lease ran out have had theirs.
+local extra = #ids - #expired - tonumber(ARGV[6])
+if extra > 0 then
+  redis.call('LPOP', KEYS[3], extra)
+end
+return taken
+"""
+
+
+@dataclass(frozen=True)
+class TakenJob:
+    job_id: str
+    data: bytes  # arq's serialized job
+    tries: int  # 1 on the first take; more when a worker died holding it
+
+
+class QueueScripts:
+    """The queue's round trips for one key prefix, on one Redis connection pool."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.queue = queue_name(prefix)
+        self.leases = leases_key(prefix)
+        self.wake = wake_key(prefix)
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._take = redis.register_script(_TAKE)
+
+    async def enqueue(
+        self, job_id: str, data: bytes, *, due_ms: int, ttl_ms: int, max_depth: int
+    ) -> bool:
+        """Add a job that expires after `ttl_ms`; False when `max_depth` jobs are waiting.
+
+        The wake-up list is bounded by `max_depth` too, so it stays small with no workers.
+        """
+        added = await self._enqueue(
+            keys=[self.queue, job_key(job_id), self.wake],
+            args=[job_id, data, due_ms, max(ttl_ms, 1), max_depth, max_depth],
+        )
+        return bool(added)
+
+    async def take(
+        self, *, now_ms: int, limit: int, lease_ms: int, tokens_consumed: int
+    ) -> list[TakenJob]:
+        """Lease up to `limit` due jobs until `now_ms + lease_ms`."""
+        raw: list[Any] = await self._take(
+            keys=[self.queue, self.leases, self.wake],
+            args=[
+                now_ms,
+                limit,
+                now_ms + lease_ms,
+                job_key_prefix,
+                retry_key_prefix,
+                tokens_consumed,
+            ],
+        )
+        return [
+            TakenJob(_text(raw[i]), bytes(raw[i + 1]), int(raw[i + 2]))
+            for i in range(0, len(raw), 3)
+        ]
+
+    async def renew(self, job_ids: list[str], until_ms: int) -> None:
+        """Extend the leases of jobs still in hand (XX: a finished job stays finished)."""
+        if job_ids:
+            await self.redis.zadd(self.leases, dict.fromkeys(job_ids, until_ms), xx=True)
+
+    async def finish(self, job_id: str, channel: str | None, message: str) -> None:
+        """Hand the answers to the caller, end the lease, delete the job: one round trip.
+
+        With no `channel` (a job nobody can be answered for) only the clean-up is done.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if channel is not None:
+                pipe.publish(channel, message)
+            pipe.zrem(self.leases, job_id)
+            pipe.delete(job_key(job_id), retry_key(job_id))
+            await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
