@@ -41,7 +41,7 @@ async def running_worker(
     settings: QueueSettings, engine: EngineName = "native"
 ) -> AsyncIterator[None]:
     worker = build_worker(settings, SignerSettings(engine=engine))
-    task = asyncio.create_task(worker.async_run())
+    task = asyncio.create_task(worker.run())
     try:
         yield
     finally:
