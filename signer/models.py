@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
+from functools import cache
 
 from .profiles import browser_params, platform_for_user_agent
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
 
 __all__ = ["Navigator", "SignRequest", "SignResult"]
 
@@ -60,7 +67,8 @@ class Navigator:
         )
 
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
+        # Shallow on purpose: `asdict` deep-copies, and this runs once per signature.
+        data = {name: getattr(self, name) for name in _field_names(Navigator)}
         data["languages"] = list(self.languages)
         return data
 
@@ -93,7 +101,7 @@ class SignResult:
         return self.navigator.browser_version
 
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _field_names(SignResult)}
         data["navigator"] = self.navigator.to_json()
         data["browser_name"] = self.browser_name
         data["browser_version"] = self.browser_version
