@@ -103,8 +103,6 @@ async def ensure_partitions(
         await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_KEY)
         existing = await _day_partitions(conn)
         dropped = sorted(name for day, name in existing.items() if day < cutoff)
-        for name in dropped:
-            await conn.execute(f"DROP TABLE {name}")
         expired = await conn.execute(
             f"DELETE FROM {_DEFAULT_PARTITION} WHERE created_at < $1", _start_of(cutoff)
         )
@@ -120,11 +118,15 @@ async def ensure_partitions(
         wanted |= {record["day"] for record in stray}
         missing = sorted(wanted - existing.keys())
         rescued = 0
-        if missing:
-            # Hold writers off until commit: a row inserted into the default partition for
-            # a day being created would make that creation fail. The parent is locked
-            # first, in the order inserts take their locks, so no deadlock can form.
-            await conn.execute("LOCK TABLE usage_logs IN SHARE ROW EXCLUSIVE MODE")
+        if dropped or missing:
+            # Adding or dropping a partition needs this lock on the parent anyway. Taken
+            # first, it is taken parent before partitions, the order queries use, where
+            # DROP TABLE would lock the partition before the parent (and could deadlock
+            # with a reader). It also holds writers off until commit: a row inserted into
+            # the default partition for a day being created would make the creation fail.
+            await conn.execute("LOCK TABLE usage_logs IN ACCESS EXCLUSIVE MODE")
+            for name in dropped:
+                await conn.execute(f"DROP TABLE {name}")
             for day in missing:
                 rescued += await _create_partition(conn, day)
     return PartitionChanges(
