@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signer import SignError, SignResult
-from workers import SignQueue
+from workers import SignOutcome, SignQueue
 
+from .access import Access, Accounting, admit, client_ip
+from .admin import admin_routes
 from .dialects import (
     eulerstream_v1_response,
     eulerstream_v2_response,
@@ -39,17 +44,36 @@ from .parsing import (
     eulerstream_v1_request,
     eulerstream_v2_request,
     own_request,
+    parse_api_key,
     parse_sign_body,
     signature_request,
 )
+from .ratelimit import rate_limits_body
+from .usage import UsageRow
 
-__all__ = ["QUEUE", "create_app"]
+__all__ = ["ACCOUNTING", "QUEUE", "create_app"]
 
 log = logging.getLogger(__name__)
 
 QUEUE = web.AppKey("queue", SignQueue)
 METRICS = web.AppKey("metrics", ApiMetrics)
+ACCOUNTING = web.AppKey("accounting", Accounting)
 VERSION = "0.1.0"
+MAX_LOGGED_MESSAGE = 500
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What one request went through, for its headers and its usage row."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    client_ip: str = ""
+    access: Access = field(default_factory=Access)
+    target: str = ""
+    outcome: SignOutcome | None = None
+
+
+TRACE = web.RequestKey("trace", RequestTrace)
 
 Dialect = Literal["eulerstream", "structured"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,6 +83,9 @@ _CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, X-Api-Key, Authorization, x-cookie-header",
     "Access-Control-Max-Age": "86400",
+    # So browser clients can read them.
+    "Access-Control-Expose-Headers": "X-Request-Id, Retry-After, RateLimit-Limit, "
+    "RateLimit-Remaining, RateLimit-Reset, X-RateLimit-Reset",
 }
 
 
@@ -70,48 +97,104 @@ def _error_response(error: ApiError, dialect: Dialect) -> web.Response:
     response = web.json_response(body, status=error.status)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(error.headers)
     return response
 
 
-def _route(name: str, dialect: Dialect, handler: Handler) -> Handler:
-    """Wrap a handler with its dialect's errors, CORS and metrics."""
+def _route(name: str, dialect: Dialect, handler: Handler, *, metered: bool = False) -> Handler:
+    """Wrap a handler with its dialect's errors, CORS and metrics; a metered route (one
+    that signs) also checks the caller's key and rate limit and leaves a usage row."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         metrics = request.app[METRICS]
+        accounting = request.app[ACCOUNTING]
         started = time.perf_counter()
-        error_type = ""
+        trace = RequestTrace(client_ip=client_ip(request, accounting.trust_forwarded_for))
+        request[TRACE] = trace
+        error: ApiError | None = None
         metrics.in_flight.inc()
         try:
+            if metered:
+                raw_key = parse_api_key(request.query, request.headers)
+                await admit(accounting, raw_key, trace.client_ip, trace.access)
             response = await handler(request)
-        except ApiError as error:
-            error_type = error.type
-            response = _error_response(error, dialect)
+        except ApiError as refused:
+            error = refused
         except web.HTTPRequestEntityTooLarge:
-            error_type = "VALIDATION_ERROR"
-            too_large = ApiError(
+            error = ApiError(
                 413, "VALIDATION_ERROR", f"request body is over the {MAX_BODY_BYTES}-byte limit"
             )
-            response = _error_response(too_large, dialect)
         except Exception:  # a bug of ours: say so plainly and log it, never a bare 500
             log.exception("unhandled error on %s", name)
-            error_type = "INTERNAL_ERROR"
-            internal = ApiError(500, "INTERNAL_ERROR", "internal error; it has been logged")
-            response = _error_response(internal, dialect)
+            error = ApiError(500, "INTERNAL_ERROR", "internal error; it has been logged")
         finally:
             metrics.in_flight.dec()
+        if error is not None:
+            response = _error_response(error, dialect)
+            if error.limit_label is not None:
+                metrics.rate_limited.labels(error.limit_label).inc()
+        else:
+            response.headers.update(trace.access.headers)
         response.headers.update(_CORS_HEADERS)
-        metrics.requests.labels(name, dialect, str(response.status), error_type).inc()
-        metrics.duration.labels(name).observe(time.perf_counter() - started)
+        response.headers["X-Request-Id"] = trace.request_id
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(
+            name, dialect, str(response.status), error.type if error else ""
+        ).inc()
+        metrics.duration.labels(name).observe(elapsed)
+        if metered and accounting.usage is not None:
+            accounting.usage.add(_usage_row(name, dialect, trace, response.status, error, elapsed))
         return response
 
     return wrapped
 
 
+def _usage_row(
+    route: str,
+    dialect: Dialect,
+    trace: RequestTrace,
+    status: int,
+    error: ApiError | None,
+    elapsed: float,
+) -> UsageRow:
+    key = trace.access.key
+    outcome = trace.outcome
+    result = outcome.result if outcome is not None else None
+    return UsageRow(
+        created_at=datetime.now(UTC),
+        request_id=trace.request_id,
+        route=route,
+        dialect=dialect,
+        target=trace.target,
+        success=status == 200,
+        status_code=status,
+        response_time_ms=elapsed * 1000,
+        user_id=key.user_id if key is not None else None,
+        api_key_id=key.key_id if key is not None else None,
+        key_prefix=key.prefix if key is not None else None,
+        client_ip=trace.client_ip or None,
+        error_type=error.type if error is not None else None,
+        error_message=error.message[:MAX_LOGGED_MESSAGE] if error is not None else None,
+        queue_wait_ms=outcome.queue_wait_ms if outcome is not None else None,
+        worker_id=outcome.worker_id if outcome is not None else None,
+        profile=result.profile if isinstance(result, SignResult) else None,
+    )
+
+
+def _target(url: str) -> str:
+    """The signed URL's host and path: enough to tell rooms and endpoints apart, no query."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}{parts.path}"[:MAX_LOGGED_MESSAGE]
+
+
 async def _signed(request: web.Request, parsed: ParsedSign) -> SignResult:
-    try:
-        return await request.app[QUEUE].sign(parsed.request)
-    except SignError as error:
-        raise api_error_from_sign_error(error) from None
+    trace = request[TRACE]
+    trace.target = _target(parsed.request.url)
+    outcome = await request.app[QUEUE].submit(parsed.request)
+    trace.outcome = outcome
+    if isinstance(outcome.result, SignError):
+        raise api_error_from_sign_error(outcome.result)
+    return outcome.result
 
 
 async def _body(request: web.Request) -> bytes:
@@ -146,6 +229,15 @@ async def own_signature(request: web.Request) -> web.Response:
     return web.json_response(own_response(result, elapsed_ms))
 
 
+async def rate_limits(request: web.Request) -> web.Response:
+    """`GET /webcast/rate_limits`: the caller's windows, read without counting."""
+    trace = request[TRACE]
+    raw_key = parse_api_key(request.query, request.headers)
+    await admit(request.app[ACCOUNTING], raw_key, trace.client_ip, trace.access, count=False)
+    assert trace.access.decision is not None
+    return web.json_response(rate_limits_body(trace.access.decision))
+
+
 async def health(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
     metrics = request.app[METRICS]
@@ -157,12 +249,15 @@ async def health(request: web.Request) -> web.Response:
         workers, depth, redis_ok = 0, 0, False
     metrics.workers.set(workers)
     metrics.queue_depth.set(depth)
+    database_ok = await request.app[ACCOUNTING].database_connected()
+    # Signing goes on without Postgres (usage rows wait, cached keys still pass), so a
+    # database outage shows here but does not make the service unhealthy.
     healthy = redis_ok and workers > 0
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "signature_generator_ready": workers > 0,
-        "database_connected": False,  # Postgres arrives with accounts and usage
+        "database_connected": database_ok,
         "redis_connected": redis_ok,
         "workers": workers,
         "queue_depth": depth,
@@ -193,25 +288,36 @@ async def not_found(request: web.Request) -> web.Response:
     raise ApiError(404, "VALIDATION_ERROR", f"no route {request.method} {request.path}")
 
 
-def create_app(queue: SignQueue) -> web.Application:
-    """The application, signing through `queue` (started and closed by the caller)."""
+def create_app(
+    queue: SignQueue, accounting: Accounting | None = None, metrics: ApiMetrics | None = None
+) -> web.Application:
+    """The application, signing through `queue`; keys, limits and usage as `accounting`
+    says (all off when None). The caller starts and closes what it passes in."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[QUEUE] = queue
-    app[METRICS] = ApiMetrics()
-    routes = [
+    app[METRICS] = metrics or ApiMetrics()
+    app[ACCOUNTING] = accounting or Accounting()
+    signing: list[tuple[str, str, str, Dialect, Handler]] = [
         ("GET", "/webcast/sign_url", "sign_url_v1", "eulerstream", sign_url_get),
         ("POST", "/webcast/sign_url", "sign_url_v2", "eulerstream", sign_url_post),
         ("POST", "/webcast/sign_url/", "sign_url_v2", "eulerstream", sign_url_post),
         ("POST", "/tiktok/sign_url", "sign_url_v2", "eulerstream", sign_url_post),
         ("POST", "/signature", "signature", "structured", signature),
         ("POST", "/api/signature", "api_signature", "structured", own_signature),
+    ]
+    others: list[tuple[str, str, str, Dialect, Handler]] = [
+        ("GET", "/webcast/rate_limits", "rate_limits", "eulerstream", rate_limits),
         ("GET", "/health", "health", "structured", health),
         ("GET", "/metrics", "metrics", "structured", metrics_text),
         ("GET", "/openapi.json", "openapi", "structured", openapi_json),
         ("GET", "/docs", "docs", "structured", docs),
     ]
-    for method, path, name, dialect, handler in routes:
-        app.router.add_route(method, path, _route(name, dialect, handler))  # type: ignore[arg-type]
+    for method, path, name, dialect, handler in signing:
+        app.router.add_route(method, path, _route(name, dialect, handler, metered=True))
+    for method, path, name, dialect, handler in others:
+        app.router.add_route(method, path, _route(name, dialect, handler))
+    # Before the catch-all below; the admin handlers write their own bodies and headers.
+    app.add_routes(admin_routes(app[ACCOUNTING], app[ACCOUNTING].accounts))
     app.router.add_route("OPTIONS", "/{tail:.*}", preflight)
     app.router.add_route("*", "/{tail:.*}", _route("unknown", "structured", not_found))
     return app

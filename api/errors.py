@@ -57,6 +57,7 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.limit_label = limit_label
+        self.headers: dict[str, str] = {}  # sent with the answer (rate-limit state)
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.type!r}, {self.message!r})"

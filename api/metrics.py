@@ -28,6 +28,12 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "signer_api_rate_limited",
+            "Requests refused by a rate limit, by limit label.",
+            ["label"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "signer_api_requests_in_flight", "Requests being answered.", registry=self.registry
         )

@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers import QueueSettings, SignQueue
 
+from .accounting import AccountingRuntime
 from .app import create_app
+from .metrics import ApiMetrics
 
 __all__ = ["ApiSettings", "serve"]
 
@@ -20,12 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class ApiSettings(BaseSettings):
-    """`SIGNER_API_HOST` and `SIGNER_API_PORT`."""
+    """`SIGNER_API_*`: where the API listens and whom it believes about client addresses."""
 
     model_config = SettingsConfigDict(env_prefix="SIGNER_API_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the API listens on (0: any).")
+    trust_forwarded_for: bool = Field(
+        False,
+        description="Take the client address from the first X-Forwarded-For hop (only "
+        "behind a proxy that sets it): anonymous rate limits are per client address.",
+    )
 
 
 async def serve(
@@ -34,7 +41,12 @@ async def serve(
     """Serve until SIGTERM or SIGINT, then finish the requests in hand and stop."""
     queue = SignQueue(queue_settings)
     await queue.start()
-    runner = web.AppRunner(create_app(queue), handle_signals=False, access_log=None)
+    metrics = ApiMetrics()
+    accounting = AccountingRuntime(trust_forwarded_for=settings.trust_forwarded_for)
+    app = create_app(
+        queue, await accounting.start(queue.redis, queue_settings.prefix, metrics.registry), metrics
+    )
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -51,4 +63,5 @@ async def serve(
     finally:
         # The runner's shutdown waits for in-flight requests (up to its timeout).
         await runner.cleanup()
+        await accounting.close()
         await queue.close()

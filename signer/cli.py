@@ -41,6 +41,52 @@ def _u32(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`migrate`, `users`, `keys` and `usage`: the accounts in Postgres (`DATABASE_URL`)."""
+    commands.add_parser("migrate", help="apply pending database migrations (DATABASE_URL)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tiers = ["free", "api_key"]
+
+    users = commands.add_parser("users", help="add, list and re-tier users")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    create_user = user_actions.add_parser("create", help="add a user", parents=[as_json])
+    create_user.add_argument("email")
+    create_user.add_argument("--tier", choices=tiers, default="free", help="default: free")
+    user_actions.add_parser("list", help="list every user", parents=[as_json])
+    set_tier = user_actions.add_parser("set-tier", help="move a user to a tier", parents=[as_json])
+    set_tier.add_argument("email")
+    set_tier.add_argument("tier", choices=tiers)
+
+    keys = commands.add_parser("keys", help="issue, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create_key = key_actions.add_parser(
+        "create", help="issue a key (shown once)", parents=[as_json]
+    )
+    create_key.add_argument("--user", required=True, help="the owner's email")
+    create_key.add_argument("--name", required=True, help="what the key is for")
+    create_key.add_argument("--per-minute", type=_positive, help="own limit (default: tier's)")
+    create_key.add_argument("--per-day", type=_positive, help="own limit (default: tier's)")
+    list_keys = key_actions.add_parser("list", help="list keys (prefixes only)", parents=[as_json])
+    list_keys.add_argument("--user", help="only this user's keys")
+    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("prefix", help="the key's prefix, like sk_AbCd1234")
+
+    usage = commands.add_parser("usage", help="requests per UTC day", parents=[as_json])
+    usage.add_argument("--user", help="only this user's requests")
+    usage.add_argument("--days", type=_positive, default=7, help="days back (default 7)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="API port (default 8080; 0: any)")
     up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     up.add_argument("--state", default=".state", help="folder for private Redis and Postgres")
+    _account_parsers(commands)
     return parser
 
 
@@ -106,6 +153,29 @@ def _service(args: argparse.Namespace) -> int:
         print("signer: --processes must be at least 1", file=sys.stderr)
         return 2
     return run_workers(args.processes)
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    # Imported only here, as the service layers are in _service.
+    from api import admin_cli
+
+    if args.command == "migrate":
+        return admin_cli.migrate_command()
+    if args.command == "usage":
+        return admin_cli.usage(args.user, args.days, as_json=args.json)
+    if args.command == "users":
+        if args.action == "create":
+            return admin_cli.users_create(args.email, args.tier, as_json=args.json)
+        if args.action == "set-tier":
+            return admin_cli.users_set_tier(args.email, args.tier, as_json=args.json)
+        return admin_cli.users_list(as_json=args.json)
+    if args.action == "create":
+        return admin_cli.keys_create(
+            args.user, args.name, args.per_minute, args.per_day, as_json=args.json
+        )
+    if args.action == "list":
+        return admin_cli.keys_list(args.user, as_json=args.json)
+    return admin_cli.keys_revoke(args.prefix)
 
 
 async def _sign(args: argparse.Namespace) -> int:
@@ -156,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sign(args))
         if args.command in ("api", "worker", "up"):
             return _service(args)
+        if args.command in ("migrate", "users", "keys", "usage"):
+            return _accounts(args)
         return _token(args)
     except (SignError, TokenDecodeError) as error:
         print(f"signer: {error}", file=sys.stderr)

@@ -110,7 +110,8 @@ class PrivatePostgres:
         if result.returncode != 0:
             raise ServiceError(f"{Path(args[0]).name} failed: {result.stderr.strip()[-500:]}")
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Start the server (on `port`, else a free one) and return its URL."""
         self._bin = _postgres_bin()
         data = self.folder / "data"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ class PrivatePostgres:
                 "UTF8",
                 "--no-sync",
             )
-        port = free_port()
+        port = port or free_port()
         options = f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(
             str(self._bin / "pg_ctl"),

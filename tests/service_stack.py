@@ -1,7 +1,9 @@
-"""The service as users run it, for tests: a private Redis, `signer worker`, `signer api`."""
+"""The service as users run it, for tests: private Redis and Postgres, `signer worker`,
+`signer api` (one or more)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,9 +14,10 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stack.services import free_port
+from tests.postgres_server import postgres_server
 from tests.redis_server import private_redis
 
 __all__ = ["ServiceStack", "get_json", "service_stack"]
@@ -22,9 +25,12 @@ __all__ = ["ServiceStack", "get_json", "service_stack"]
 
 @dataclass
 class ServiceStack:
-    base: str  # no trailing slash
+    base: str  # the first API's, no trailing slash
     api: subprocess.Popen[bytes]
     workers: subprocess.Popen[bytes]
+    env: dict[str, str]  # what every process was started with (REDIS_URL, DATABASE_URL...)
+    bases: list[str] = field(default_factory=list)  # every API's
+    apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
 def get_json(url: str) -> tuple[int, dict[str, object]]:
@@ -51,25 +57,47 @@ def _wait_for_workers(base: str, count: int, timeout: float) -> None:
 
 
 @contextmanager
-def service_stack(processes: int = 1, engine: str = "native") -> Iterator[ServiceStack]:
-    """Start the stack, wait until `/health` reports every worker, kill what is left after."""
-    with private_redis() as redis_url:
-        env = dict(
+def service_stack(
+    processes: int = 1,
+    engine: str = "native",
+    *,
+    apis: int = 1,
+    limits: bool = False,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServiceStack]:
+    """Start the stack, wait until `/health` reports every worker, kill what is left after.
+
+    Each stack gets a fresh database; rate limits are off unless `limits` (the tests send
+    hundreds of anonymous requests from one address); `env` adds or overrides settings.
+    """
+    with private_redis() as redis_url, postgres_server() as postgres:
+        database_url = asyncio.run(postgres.fresh_database())
+        environment = dict(
             os.environ,
             REDIS_URL=redis_url,
+            DATABASE_URL=database_url,
             SIGNER_QUEUE_PREFIX=f"test-{uuid.uuid4().hex[:8]}",
             SIGNER_ENGINE=engine,
+            SIGNER_LIMIT_ENABLED="true" if limits else "false",
         )
-        port = free_port()
+        environment.update(env or {})
         command = [sys.executable, "-m", "signer"]
-        workers = subprocess.Popen([*command, "worker", "--processes", str(processes)], env=env)
-        api = subprocess.Popen([*command, "api", "--port", str(port)], env=env)
+        workers = subprocess.Popen(
+            [*command, "worker", "--processes", str(processes)], env=environment
+        )
+        ports = [free_port() for _ in range(apis)]
+        servers = [
+            subprocess.Popen([*command, "api", "--port", str(port)], env=environment)
+            for port in ports
+        ]
         try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_for_workers(base, processes, timeout=30)
-            yield ServiceStack(base, api, workers)
+            bases = [f"http://127.0.0.1:{port}" for port in ports]
+            for base in bases:
+                _wait_for_workers(base, processes, timeout=30)
+            yield ServiceStack(bases[0], servers[0], workers, environment, bases, servers)
         finally:
-            for process in (api, workers):
+            for process in (*servers, workers):
                 if process.poll() is None:
                     process.kill()
                     process.wait()
+            asyncio.run(postgres.drop(database_url))

@@ -1,6 +1,6 @@
 """The queue between the API and the signing workers: arq on Redis, woken by events."""
 
-from .client import QueueFull, SignQueue
+from .client import QueueFull, QueueUnavailable, SignOutcome, SignQueue
 from .config import QueueSettings
 
-__all__ = ["QueueFull", "QueueSettings", "SignQueue"]
+__all__ = ["QueueFull", "QueueSettings", "QueueUnavailable", "SignOutcome", "SignQueue"]

@@ -27,7 +27,7 @@ from .keys import JOB_FUNCTION, results_channel, workers_key
 from .payloads import decode_answer, encode_request
 from .scripts import QueueScripts
 
-__all__ = ["QueueFull", "QueueUnavailable", "SignQueue"]
+__all__ = ["QueueFull", "QueueUnavailable", "SignOutcome", "SignQueue"]
 
 
 class QueueFull(SignError):
@@ -44,11 +44,27 @@ class QueueUnavailable(SignError):
     retryable = True
 
 
+@dataclass(frozen=True, slots=True)
+class SignOutcome:
+    """A request's result or error, with where and how long it waited (for usage rows)."""
+
+    result: SignResult | SignError
+    worker_id: str | None = None  # None: no worker answered
+    queue_wait_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    answer: dict[str, Any]
+    worker_id: str | None
+    queue_wait_ms: float | None
+
+
 @dataclass(eq=False)
 class _Pending:
     request: SignRequest
     request_id: str
-    future: asyncio.Future[dict[str, Any]] = field(init=False)
+    future: asyncio.Future[_Delivery] = field(init=False)
 
 
 class SignQueue:
@@ -59,7 +75,7 @@ class SignQueue:
         self.instance = uuid.uuid4().hex
         self._channel = results_channel(self.settings.prefix, self.instance)
         self._workers = workers_key(self.settings.prefix)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting: dict[str, asyncio.Future[_Delivery]] = {}
         self._batch: list[_Pending] = []
         self._submissions: set[asyncio.Task[None]] = set()
         self._open_jobs: dict[str, asyncio.TimerHandle] = {}
@@ -106,7 +122,14 @@ class SignQueue:
         return int(await self.redis.zcard(self.scripts.queue))
 
     async def sign(self, request: SignRequest) -> SignResult:
-        """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error.
+        """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error."""
+        outcome = await self.submit(request)
+        if isinstance(outcome.result, SignError):
+            raise outcome.result
+        return outcome.result
+
+    async def submit(self, request: SignRequest) -> SignOutcome:
+        """Sign `request` on a worker: its result or error, never raised, and its trace.
 
         Requests submitted in the same turn of the event loop travel as one job, so a
         busy API process sends batches and an idle one sends each request at once.
@@ -120,13 +143,14 @@ class SignQueue:
         self._batch.append(pending)
         self._schedule_flush()
         try:
-            answer = await self._answer(pending, deadline)
+            delivery = await self._answer(pending, deadline)
+        except SignError as error:
+            return SignOutcome(error)
         finally:
             self._waiting.pop(pending.request_id, None)
-        result = decode_answer(answer)
-        if isinstance(result, SignError):
-            raise result
-        return result
+        return SignOutcome(
+            decode_answer(delivery.answer), delivery.worker_id, delivery.queue_wait_ms
+        )
 
     def _schedule_flush(self) -> None:
         # A free slot sends at the end of this loop turn; with every slot busy, requests
@@ -190,7 +214,7 @@ class SignQueue:
         self.jobs_submitted += 1
         self.requests_submitted += len(batch)
 
-    async def _answer(self, pending: _Pending, deadline: float) -> dict[str, Any]:
+    async def _answer(self, pending: _Pending, deadline: float) -> _Delivery:
         try:
             async with asyncio.timeout(max(deadline - time.time(), 0)):
                 return await pending.future
@@ -202,8 +226,9 @@ class SignQueue:
             if message.get("type") != "message":
                 continue
             data = json.loads(message["data"])
+            worker_id, queue_wait_ms = data.get("worker"), data.get("queue_wait_ms")
             for request_id, answer in data["answers"].items():
                 future = self._waiting.get(request_id)
                 if future is not None and not future.done():
-                    future.set_result(answer)
+                    future.set_result(_Delivery(answer, worker_id, queue_wait_ms))
             self._release(data["job"])

@@ -1,0 +1,169 @@
+"""`UsageRow`, one request as `usage_logs` stores it, and what a batch of rows adds to
+`quota_usage` and `api_keys.last_used`.
+
+What counts toward a user's quota: every request made with one of the user's keys that the
+rate limiter let in, whatever came of it (signed, invalid URL, engine busy). That is what
+the limiter itself counts, so the daily figure in `quota_usage` and the limiter's day
+window agree. Refusals by the limiter (429) are not counted, just as the limiter does not
+count them; anonymous rows (no user) have no quota row at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+__all__ = [
+    "USAGE_COLUMNS",
+    "BatchTotals",
+    "PreparedRow",
+    "UsageRow",
+    "batch_totals",
+    "counts_toward_quota",
+    "prepare_row",
+    "utc",
+]
+
+# The order of `PreparedRow.record`; `id` is an identity column Postgres fills.
+USAGE_COLUMNS = (
+    "created_at",
+    "request_id",
+    "user_id",
+    "api_key_id",
+    "key_prefix",
+    "client_ip",
+    "route",
+    "dialect",
+    "target",
+    "success",
+    "status_code",
+    "error_type",
+    "error_message",
+    "response_time_ms",
+    "queue_wait_ms",
+    "worker_id",
+    "profile",
+)
+
+RATE_LIMIT_STATUS = 429
+RATE_LIMIT_ERROR = "RATE_LIMIT_ERROR"
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """One request, signed or refused, as it is stored in `usage_logs`."""
+
+    created_at: datetime  # tz-aware UTC; a naive value is taken as UTC
+    request_id: str
+    route: str
+    dialect: str
+    target: str  # signed host+path, or room url
+    success: bool
+    status_code: int
+    response_time_ms: float
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    key_prefix: str | None = None
+    client_ip: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None  # cut to `max_message_chars` when written
+    queue_wait_ms: float | None = None
+    worker_id: str | None = None
+    profile: str | None = None
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive value is taken as UTC already, as asyncpg stores it."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRow:
+    """A row ready to write: its COPY record and what it adds to the quota and the key."""
+
+    record: tuple[Any, ...]  # in `USAGE_COLUMNS` order
+    quota_day: tuple[uuid.UUID, date] | None  # (user, UTC day) it counts toward
+    key_use: tuple[uuid.UUID, datetime] | None  # (key, when) for `api_keys.last_used`
+
+
+def prepare_row(row: UsageRow, max_message_chars: int) -> PreparedRow:
+    """The row as it will be written. Raises on a row that is not a `UsageRow`'s shape
+    (no time, an unhashable id): such a row must be dropped before it reaches a batch."""
+    moment = utc(row.created_at)
+    message = row.error_message
+    if message is not None and len(message) > max_message_chars:
+        message = message[:max_message_chars]
+    record = (
+        moment,
+        row.request_id,
+        row.user_id,
+        row.api_key_id,
+        row.key_prefix,
+        row.client_ip,
+        row.route,
+        row.dialect,
+        row.target,
+        row.success,
+        row.status_code,
+        row.error_type,
+        message,
+        row.response_time_ms,
+        row.queue_wait_ms,
+        row.worker_id,
+        row.profile,
+    )
+    quota_day = None
+    if row.user_id is not None and counts_toward_quota(row):
+        quota_day = (row.user_id, moment.date())
+    key_use = (row.api_key_id, moment) if row.api_key_id is not None else None
+    # Hashed now, so that a strange id fails here, alone, rather than its whole batch.
+    hash((quota_day, key_use))
+    return PreparedRow(record, quota_day, key_use)
+
+
+def counts_toward_quota(row: UsageRow) -> bool:
+    """Whether the row adds one to its user's daily quota (see the module docstring)."""
+    if row.user_id is None:
+        return False
+    return row.status_code != RATE_LIMIT_STATUS and row.error_type != RATE_LIMIT_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTotals:
+    """A batch's additions to `quota_usage` and `api_keys.last_used`, as parallel arrays
+    sorted by key, so that concurrent writers lock the rows they share in the same order."""
+
+    quota_users: list[uuid.UUID]
+    quota_dates: list[date]
+    quota_counts: list[int]
+    key_ids: list[uuid.UUID]
+    key_last_used: list[datetime]
+
+
+def batch_totals(rows: Iterable[PreparedRow]) -> BatchTotals:
+    """Requests per (user, UTC day) and the latest use of each key, over `rows`."""
+    quota: dict[tuple[uuid.UUID, date], int] = {}
+    last_used: dict[uuid.UUID, datetime] = {}
+    for row in rows:
+        if row.quota_day is not None:
+            quota[row.quota_day] = quota.get(row.quota_day, 0) + 1
+        if row.key_use is not None:
+            key, moment = row.key_use
+            seen = last_used.get(key)
+            if seen is None or moment > seen:
+                last_used[key] = moment
+    # Any order shared by every writer will do; str() sorts even an id of the wrong type.
+    days = sorted(quota, key=lambda day: (str(day[0]), day[1]))
+    keys = sorted(last_used, key=str)
+    return BatchTotals(
+        quota_users=[user for user, _ in days],
+        quota_dates=[day for _, day in days],
+        quota_counts=[quota[day] for day in days],
+        key_ids=keys,
+        key_last_used=[last_used[key] for key in keys],
+    )
