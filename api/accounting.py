@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 import asyncpg
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
 
 from migrations.runner import migrate
@@ -27,12 +27,36 @@ from .ratelimit import RateLimiter
 from .ratelimit_settings import RateLimitSettings
 from .usage import UsageSettings, UsageWriter
 
-__all__ = ["AccountingRuntime"]
+__all__ = ["QUOTA_TODAY_SQL", "AccountingRuntime", "quota_use_by_tier"]
 
 log = logging.getLogger(__name__)
 
 MIGRATION_RETRY_SECONDS = 5.0
 PARTITION_UPKEEP_SECONDS = 3600.0
+QUOTA_REFRESH_SECONDS = 30.0
+
+# Today's requests of each active user, with the daily budget of their keys that have one.
+QUOTA_TODAY_SQL = """
+SELECT u.tier, q.request_count,
+       (SELECT sum(k.per_day) FROM api_keys k
+         WHERE k.user_id = u.id AND k.is_active AND k.per_day IS NOT NULL) AS keys_per_day
+  FROM quota_usage q JOIN users u ON u.id = q.user_id
+ WHERE q.date = (now() AT TIME ZONE 'utc')::date AND u.is_active
+"""
+
+
+def quota_use_by_tier(rows: list[asyncpg.Record], free_per_day: int | None) -> dict[str, float]:
+    """The highest share of its daily budget any user of each tier has used today.
+
+    A `free` user's budget is the tier's daily limit; an `api_key` user's is the sum of
+    their keys' own daily limits (users with none are unlimited and left out).
+    """
+    use = {"free": 0.0, "api_key": 0.0}
+    for row in rows:
+        budget = free_per_day if row["tier"] == "free" else row["keys_per_day"]
+        if budget:
+            use[row["tier"]] = max(use[row["tier"]], row["request_count"] / budget)
+    return use
 
 
 class AccountingRuntime:
@@ -49,7 +73,8 @@ class AccountingRuntime:
         self.pool: asyncpg.Pool | None = None
         self.usage: UsageWriter | None = None
         self.migrated = asyncio.Event()
-        self._upkeep: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._quota_use: Gauge | None = None
 
     async def start(self, redis: Redis, prefix: str, registry: CollectorRegistry) -> Accounting:
         """Connect what can be connected now and return the API's `Accounting`."""
@@ -59,13 +84,23 @@ class AccountingRuntime:
         )
         self.usage = UsageWriter(self.database.database_url, UsageSettings(), registry=registry)
         await self.usage.start()
-        self._upkeep = asyncio.create_task(self._keep_schema(), name="accounting-upkeep")
+        self._quota_use = Gauge(
+            "signer_quota_use_ratio",
+            "Highest share of its daily budget any user of the tier has used today (0..1+).",
+            ["tier"],
+            registry=registry,
+        )
+        limits = RateLimitSettings()
+        self._tasks = [
+            asyncio.create_task(self._keep_schema(), name="accounting-schema"),
+            asyncio.create_task(self._watch_quota(limits), name="accounting-quota"),
+        ]
         accounts = AccountSettings()
         return Accounting(
             keystore=KeyStore(self.pool, accounts),
             limiter=RateLimiter(redis, prefix=prefix),
             usage=self.usage,
-            limits=RateLimitSettings(),
+            limits=limits,
             accounts=accounts,
             trust_forwarded_for=self.trust_forwarded_for,
             database=self.pool,
@@ -98,12 +133,27 @@ class AccountingRuntime:
             except Exception as error:
                 log.warning("partition upkeep failed (%s); next try in an hour", error)
 
+    async def _watch_quota(self, limits: RateLimitSettings) -> None:
+        """Keep `signer_quota_use_ratio` current for the quota alert (every 30 s)."""
+        await self.migrated.wait()
+        assert self.pool is not None
+        assert self._quota_use is not None
+        while True:
+            try:
+                rows = await self.pool.fetch(QUOTA_TODAY_SQL)
+                for tier, ratio in quota_use_by_tier(rows, limits.free_per_day).items():
+                    self._quota_use.labels(tier).set(ratio)
+            except Exception as error:  # Postgres away: the gauge keeps its last value
+                log.debug("quota refresh failed: %s", error)
+            await asyncio.sleep(QUOTA_REFRESH_SECONDS)
+
     async def close(self) -> None:
         """Write what the usage writer holds (within its timeout), then disconnect."""
-        if self._upkeep is not None:
-            self._upkeep.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._upkeep
+                await task
         if self.usage is not None:
             await self.usage.close()
         if self.pool is not None:
