@@ -8,7 +8,9 @@ the `KeyStore`'s cache and counted against its account or itself (see `api.ratel
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import asyncpg
@@ -17,7 +19,14 @@ from aiohttp import web
 from .account_settings import AccountSettings
 from .errors import ApiError
 from .keystore import AccountsUnavailable, KeyRecord, KeyStore
-from .ratelimit import RateDecision, RateLimiter, caller_for, rate_limit_error, rate_limit_headers
+from .ratelimit import (
+    Caller,
+    RateDecision,
+    RateLimiter,
+    caller_for,
+    rate_limit_error,
+    rate_limit_headers,
+)
 from .ratelimit_settings import RateLimitSettings
 from .usage import UsageWriter
 
@@ -26,6 +35,7 @@ __all__ = ["INVALID_KEY_MESSAGE", "Access", "Accounting", "admit", "client_ip"]
 # EulerStream's own words, which clients show their users as they are.
 INVALID_KEY_MESSAGE = "The provided API Key is invalid."
 KEYS_UNAVAILABLE_RETRY_AFTER = 2
+MAX_HEADROOM_ENTRIES = 100_000  # callers remembered per process (oldest forgotten first)
 
 
 @dataclass
@@ -39,6 +49,7 @@ class Accounting:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     trust_forwarded_for: bool = False
     database: asyncpg.Pool | None = None
+    headroom: Headroom = field(default_factory=lambda: Headroom())
 
     async def database_connected(self) -> bool:
         """Whether Postgres answers now (within a second)."""
@@ -75,13 +86,59 @@ def client_ip(request: web.Request, trust_forwarded_for: bool) -> str:
     return request.remote or ""
 
 
+class Headroom:
+    """Which callers had plenty of budget left when last counted, in this process.
+
+    Their next requests may be counted while they are already being signed, which takes
+    the rate-limit round trip off the path of every caller far from a limit. A caller near
+    or over a limit, or not seen yet, is counted first as usual, so refused requests never
+    cost a signature. Each request counted ahead uses up one of the remaining requests
+    seen last, so a burst cannot go ahead of the count by more than that.
+    """
+
+    def __init__(self, spare_share: float = 0.1, spare_minimum: int = 5) -> None:
+        self.spare_share = spare_share
+        self.spare_minimum = spare_minimum
+        self._left: OrderedDict[str, tuple[int, int]] = OrderedDict()  # -> (left, until)
+
+    def record(self, decision: RateDecision) -> None:
+        """Note what the limiter just said about the caller."""
+        name = f"{decision.caller.kind}:{decision.caller.id}"
+        window = decision.tightest
+        if not decision.allowed or window is None:
+            self._left.pop(name, None)
+            return
+        spare = max(self.spare_minimum, math.ceil(window.limit * self.spare_share))
+        self._left[name] = (window.remaining - spare, window.reset_at)
+        self._left.move_to_end(name)
+        while len(self._left) > MAX_HEADROOM_ENTRIES:
+            self._left.popitem(last=False)
+
+    def take(self, caller: Caller, now: float) -> bool:
+        """Whether a request of `caller` may be counted ahead; uses up one if so."""
+        name = f"{caller.kind}:{caller.id}"
+        left, until = self._left.get(name, (0, 0))
+        if left <= 0 or now >= until:  # past the window seen, start again from a count
+            return False
+        self._left[name] = (left - 1, until)
+        return True
+
+
 async def admit(
-    accounting: Accounting, raw_key: str | None, ip: str, access: Access, *, count: bool = True
-) -> None:
+    accounting: Accounting,
+    raw_key: str | None,
+    ip: str,
+    access: Access,
+    *,
+    count: bool = True,
+    ahead: bool = False,
+) -> asyncio.Task[None] | None:
     """Look the key up and count the request into `access`; raises `ApiError` (401, 429
     or 503) when the request may not go on.
 
-    With `count=False` the counters are only read (`GET /webcast/rate_limits`).
+    With `count=False` the counters are only read (`GET /webcast/rate_limits`). With
+    `ahead`, a caller with plenty of budget left (see `Headroom`) is counted in a task
+    returned to the caller, who signs meanwhile and must await it before answering.
     """
     key: KeyRecord | None = None
     if raw_key is not None:
@@ -124,7 +181,15 @@ async def admit(
             (),
             None,
         )
-        return
+        return None
+    if count and ahead and accounting.headroom.take(caller, time.time()):
+        return asyncio.create_task(_count(accounting, caller, access, count=True))
+    await _count(accounting, caller, access, count=count)
+    return None
+
+
+async def _count(accounting: Accounting, caller: Caller, access: Access, *, count: bool) -> None:
+    assert accounting.limiter is not None
     try:
         if count:
             decision = await accounting.limiter.hit(caller)
@@ -136,6 +201,8 @@ async def admit(
             503, "SERVICE_UNAVAILABLE", "rate limits cannot be checked right now", retry_after=1
         ) from None
     access.decision = decision
+    if count:
+        accounting.headroom.record(decision)
     if count and not decision.allowed:
         error = rate_limit_error(decision)
         error.headers.update(rate_limit_headers(decision))

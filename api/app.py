@@ -7,6 +7,7 @@ can produce a 500 or an empty 200.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -112,11 +113,14 @@ def _route(name: str, dialect: Dialect, handler: Handler, *, metered: bool = Fal
         trace = RequestTrace(client_ip=client_ip(request, accounting.trust_forwarded_for))
         request[TRACE] = trace
         error: ApiError | None = None
+        counting: asyncio.Task[None] | None = None
         metrics.in_flight.inc()
         try:
             if metered:
                 raw_key = parse_api_key(request.query, request.headers)
-                await admit(accounting, raw_key, trace.client_ip, trace.access)
+                counting = await admit(
+                    accounting, raw_key, trace.client_ip, trace.access, ahead=True
+                )
             response = await handler(request)
         except ApiError as refused:
             error = refused
@@ -129,6 +133,13 @@ def _route(name: str, dialect: Dialect, handler: Handler, *, metered: bool = Fal
             error = ApiError(500, "INTERNAL_ERROR", "internal error; it has been logged")
         finally:
             metrics.in_flight.dec()
+            if counting is not None:
+                # Counted while it was signed: the count has the last word (a refusal
+                # found there replaces the answer, as it would have stopped it before).
+                try:
+                    await asyncio.shield(counting)
+                except ApiError as refused:
+                    error = refused
         if error is not None:
             response = _error_response(error, dialect)
             if error.limit_label is not None:

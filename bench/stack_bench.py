@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 from load import format_summary, run_load  # noqa: E402
 
 from signer.browser.procs import descendants  # noqa: E402
+from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 
 T = TypeVar("T")
@@ -97,9 +98,11 @@ def _wait_for_workers(base: str, count: int, timeout: float = 90.0) -> float:
 
 
 class Stack:
-    """One API process and one `signer worker --processes N` on a private Redis."""
+    """One API process and one `signer worker --processes N` on a private Redis and a
+    fresh Postgres database (usage rows are written as in production; rate limits are
+    off: this measures the signing path, and `accounting_bench.py` their cost)."""
 
-    def __init__(self, redis_url: str, logs: Path) -> None:
+    def __init__(self, redis_url: str, logs: Path, database_url: str) -> None:
         self.redis_url = redis_url
         self.logs = logs
         self.port = _free_port()
@@ -107,6 +110,8 @@ class Stack:
         self.env = dict(
             os.environ,
             REDIS_URL=redis_url,
+            DATABASE_URL=database_url,
+            SIGNER_LIMIT_ENABLED="false",
             SIGNER_QUEUE_PREFIX=f"stackbench-{uuid.uuid4().hex[:8]}",
         )
         self.env.setdefault("SIGNER_ENGINE", "browser")
@@ -490,8 +495,9 @@ def main() -> int:
         "args": vars(args),
     }
     logs = Path(tempfile.mkdtemp(prefix="stack-bench-"))
-    with private_redis() as redis_url:
-        stack = Stack(redis_url, logs)
+    with private_redis() as redis_url, postgres_server() as postgres:
+        database_url = asyncio.run(postgres.fresh_database())
+        stack = Stack(redis_url, logs, database_url)
         redis_pid = _redis_pid(redis_url)
         try:
             report.update(asyncio.run(_bench(args, stack, redis_pid)))
@@ -499,6 +505,7 @@ def main() -> int:
             stack.stop()
             report["exit_codes"] = stack.exit_codes
             report["logs"] = str(logs)
+            asyncio.run(postgres.drop(database_url))
     report["loadavg_at_end"] = os.getloadavg()
     report["verdicts"] = [
         {"objective": o, "measured": m, "verdict": v} for o, m, v in _verdicts(report)

@@ -157,6 +157,40 @@ def test_free_key_limit_is_exact_and_shared_by_two_apis(stack: ServiceStack) -> 
     assert (limits["minute"]["max"], limits["minute"]["remaining"]) == (FREE_PER_MINUTE, 0)
 
 
+def test_limit_stays_exact_when_counted_while_signing(stack: ServiceStack) -> None:
+    # 30 a minute leaves room to count most requests while they are signed (Headroom):
+    # the 31st must still be refused, and with the headers of the refusing window.
+    key = _new_key(stack, "api_key", "--per-minute", "30")["key"]
+    _away_from_minute_edge()
+    answers = [_request(_sign_url(stack.bases[n % 2], key)) for n in range(31)]
+    assert [status for status, _, _ in answers] == [200] * 30 + [429]
+    assert [headers["RateLimit-Remaining"] for _, headers, _ in answers[:30]] == [
+        str(30 - n - 1) for n in range(30)
+    ]
+    assert answers[30][2]["limit_label"] == "rate_limit_key_minute"
+
+
+def test_a_burst_counted_while_signing_gets_exactly_the_limit(stack: ServiceStack) -> None:
+    key = _new_key(stack, "api_key", "--per-minute", "30")["key"]
+    _away_from_minute_edge()
+    assert _request(_sign_url(stack.base, key))[0] == 200  # now 29 left, most go ahead
+
+    async def burst() -> list[int]:
+        async with aiohttp.ClientSession() as session:
+
+            async def one(i: int) -> int:
+                url = _sign_url(stack.base, key, url=f"{FETCH_URL}&cursor={i}")
+                async with session.get(url) as response:
+                    await response.read()
+                    return response.status
+
+            return await asyncio.gather(*(one(i) for i in range(40)))
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) == 29
+    assert statuses.count(429) == 11
+
+
 def test_api_key_tier_is_unlimited(stack: ServiceStack) -> None:
     key = _new_key(stack, "api_key")["key"]
     for n in range(FREE_PER_MINUTE + 3):
