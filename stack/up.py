@@ -23,6 +23,11 @@ Point your client at it:
   TikTok-Live-Connector 2.x:  SIGN_API_URL={base} (or SignConfig.basePath = '{base}')
   TikTokLive (Python):        SIGN_API_URL={base}
   tiktok-signature clients:   POST {base}/signature
+
+Without a key, callers get the anonymous budget per address (SIGNER_LIMIT_*). Keys:
+  export DATABASE_URL={database_url}
+  signer users create you@example.com --tier api_key
+  signer keys create --user you@example.com --name laptop
 """
 
 
@@ -74,7 +79,8 @@ def run_up(state: Path, port: int, workers: int, host: str = "127.0.0.1") -> int
                 return 1
             time.sleep(0.2)
         if not stop:
-            print(f"\nsigner is up: {base}\n{_CLIENTS.format(base=base)}", flush=True)
+            clients = _CLIENTS.format(base=base, database_url=env["DATABASE_URL"])
+            print(f"\nsigner is up: {base}\n{clients}", flush=True)
             print("Ctrl-C stops everything.", flush=True)
         while not stop and all(c.poll() is None for c in children):
             time.sleep(0.2)
