@@ -6,10 +6,11 @@ raises). The task wakes when `batch_size` rows wait, or every `flush_interval_se
 takes up to `batch_size` rows and writes them in one transaction: COPY into `usage_logs`,
 then one statement adding the batch's requests to `quota_usage` (per user and UTC day,
 counted as `api.usage_rows` explains) and moving `api_keys.last_used` forward (one UPDATE
-for all the keys seen, never backwards). All of a batch lands or none of it, so a retried
-batch is never counted twice nor half-written. If the connection drops while COMMIT is on
-its way, the task asks Postgres on its next connection whether that transaction committed
-(`pg_xact_status`) before writing the batch again.
+for all the keys seen, never backwards, to within `last_used_resolution_seconds`). All of
+a batch lands or none of it, so a retried batch is never counted twice nor half-written.
+If the connection drops while COMMIT is on its way, the task asks Postgres on its next
+connection whether that transaction committed (`pg_xact_status`) before writing the batch
+again.
 
 When Postgres is down (or the tables are not there yet, or anything else fails that is not
 the rows' fault) the batch stays first in line, the task backs off (`retry_initial_seconds`
@@ -46,7 +47,15 @@ from typing import Any, Literal, TypeAlias
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .usage_rows import USAGE_COLUMNS, PreparedRow, UsageRow, batch_totals, prepare_row
+from .usage_rows import (
+    USAGE_COLUMNS,
+    PreparedRow,
+    UsageRow,
+    batch_totals,
+    decode_inet,
+    encode_inet,
+    prepare_row,
+)
 from .usage_settings import UsageSettings
 
 __all__ = ["DropReason", "UsageRow", "UsageSettings", "UsageWriter"]
@@ -79,8 +88,9 @@ _UNAVAILABLE = (
 )
 
 # The quota of users deleted meanwhile is skipped (their usage rows are kept: usage_logs
-# has no foreign keys). last_used only moves forward: a backlog written after an outage
-# must not put back an older time another replica has already moved past.
+# has no foreign keys). last_used only moves forward, and by more than the resolution ($6
+# seconds): a backlog written after an outage must not put back an older time another
+# replica has already moved past.
 _ACCOUNT_SQL = """
 WITH quota AS (
     INSERT INTO quota_usage AS q (user_id, date, request_count)
@@ -92,7 +102,9 @@ WITH quota AS (
 ), keys AS (
     UPDATE api_keys SET last_used = t.used
     FROM unnest($4::uuid[], $5::timestamptz[]) AS t (id, used)
-    WHERE api_keys.id = t.id AND (api_keys.last_used IS NULL OR api_keys.last_used < t.used)
+    WHERE api_keys.id = t.id
+      AND (api_keys.last_used IS NULL
+           OR api_keys.last_used < t.used - make_interval(secs => $6))
 )
 SELECT pg_current_xact_id()::text
 """
@@ -131,8 +143,8 @@ class _UsageMetrics:
             ["reason"],
             registry=registry,
         )
-        for reason in _DROP_REASONS:
-            self.dropped.labels(reason)
+        # Made now, so that every reason shows from the start (at 0).
+        self.dropped_by = {reason: self.dropped.labels(reason) for reason in _DROP_REASONS}
         self.flush_seconds = Histogram(
             "signer_usage_flush_seconds",
             "Time to write one batch of usage rows (its whole transaction).",
@@ -279,7 +291,7 @@ class UsageWriter:
 
     def _drop(self, count: int, reason: DropReason) -> None:
         self._dropped += count
-        self._metrics.dropped.labels(reason).inc(count)
+        self._metrics.dropped_by[reason].inc(count)
         self._notify_flush_waiters()
 
     def _drop_for_bound(self) -> None:
@@ -454,6 +466,7 @@ class UsageWriter:
                 totals.quota_counts,
                 totals.key_ids,
                 totals.key_last_used,
+                self.settings.last_used_resolution_seconds,
                 timeout=timeout,
             )
         except Exception:
@@ -500,6 +513,13 @@ class UsageWriter:
             self._set_down(error)
             return False
         try:
+            await conn.set_type_codec(
+                "inet",
+                schema="pg_catalog",
+                encoder=encode_inet,
+                decoder=decode_inet,
+                format="binary",
+            )
             if self._uncertain is not None:
                 await self._resolve_uncertain(conn)
         except Exception as error:

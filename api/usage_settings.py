@@ -51,6 +51,14 @@ class UsageSettings(BaseSettings):
         description="Time allowed to each statement writing a batch; past it the connection "
         "is dropped and the batch retried on a new one.",
     )
+    last_used_resolution_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="api_keys.last_used moves only when a use is this much later than the "
+        "stored time, so it is right to within this. A busy key then costs one row update a "
+        "minute instead of one per flush: each update leaves a dead row and new index entries "
+        "in the table every key look-up reads. 0 keeps it exact.",
+    )
     max_message_chars: int = Field(
         1000,
         ge=0,

@@ -244,6 +244,20 @@ async def test_long_error_messages_are_cut_and_naive_times_taken_as_utc(
     assert stored["created_at"] == datetime(2026, 3, 14, 23, 59, tzinfo=UTC)
 
 
+async def test_client_addresses_are_stored_as_postgres_reads_them(
+    make_writer: WriterFactory, conn: Connection
+) -> None:
+    # The writer encodes inet itself (faster than asyncpg): Postgres's own parser is the judge.
+    addresses = ["203.0.113.9", "2001:db8::7", "10.1.2.3/8", "::ffff:1.2.3.4", "fe80::1", "0.0.0.0"]
+    writer = await make_writer()
+    for n, address in enumerate(addresses * 2):  # the second time from the cache
+        writer.add(row(n, client_ip=address))
+    await writer.flush()
+    stored = [r[0] for r in await conn.fetch("SELECT client_ip::text FROM usage_logs ORDER BY id")]
+    expected = [await conn.fetchval("SELECT $1::text::inet::text", a) for a in addresses]
+    assert stored == expected * 2
+
+
 async def test_quota_counts_admitted_requests_per_user_and_utc_day_across_flushes(
     make_writer: WriterFactory, conn: Connection, accounts: Accounts
 ) -> None:
@@ -279,14 +293,15 @@ async def test_quota_counts_admitted_requests_per_user_and_utc_day_across_flushe
     assert await conn.fetchval("SELECT count(*) FROM usage_logs") == 11
 
 
+@pytest.mark.parametrize("resolution", [60.0, 0.0])
 async def test_last_used_is_the_latest_use_and_never_goes_back(
-    make_writer: WriterFactory, conn: Connection, accounts: Accounts
+    make_writer: WriterFactory, conn: Connection, accounts: Accounts, resolution: float
 ) -> None:
     async def last_used() -> dict[uuid.UUID, datetime | None]:
         found = await conn.fetch("SELECT id, last_used FROM api_keys")
         return {r["id"]: r["last_used"] for r in found}
 
-    writer = await make_writer()
+    writer = await make_writer(last_used_resolution_seconds=resolution)
     alice = {"user_id": accounts.alice, "api_key_id": accounts.alice_key}
     writer.add(row(1, **alice, created_at=T0 + timedelta(minutes=3)))
     writer.add(row(2, **alice, created_at=T0 + timedelta(minutes=1)))
@@ -314,6 +329,12 @@ async def test_last_used_is_the_latest_use_and_never_goes_back(
         accounts.alice_key2: None,
         accounts.bob_key: T0 + timedelta(hours=1),
     }
+    # Half a minute later: within the default resolution, the row is left alone.
+    later = T0 + timedelta(minutes=3, seconds=30)
+    writer.add(row(7, **alice, created_at=later))
+    await writer.flush()
+    moved = (await last_used())[accounts.alice_key]
+    assert moved == (later if resolution == 0 else T0 + timedelta(minutes=3))
 
 
 async def test_rows_postgres_rejects_are_dropped_alone(

@@ -1,9 +1,8 @@
-"""The usage writer while its Postgres stops and starts again, on a private server.
+"""The usage writer while its Postgres goes away and comes back.
 
-`PrivatePostgres.start()` picks a new free port every time, while a writer keeps the one
-URL it was given, as a real deployment does. So the server is started once with
-`PrivatePostgres` (which prepares the folder and the cluster), and from then on stopped and
-started here with `pg_ctl` and the same options, on the same port.
+Stops and restarts run on a private server of this module's own (`PrivatePostgres`, brought
+back on the same port); a COMMIT whose answer is lost is staged with a TCP proxy in front
+of the shared test server.
 """
 
 from __future__ import annotations
@@ -44,43 +43,42 @@ def fast_settings(**overrides: Any) -> UsageSettings:
         "retry_initial_seconds": 0.05,
         "retry_max_seconds": 0.2,
         "connect_timeout_seconds": 2.0,
+        "last_used_resolution_seconds": 0.0,  # exact, to compare with the rows
     }
     values.update(overrides)
     return UsageSettings(**values)
 
 
 class RestartablePostgres:
-    """A private Postgres that can be stopped and started again on the same port."""
+    """A private Postgres that stops (cleanly or as in a crash) and starts again on the
+    port it first had: a writer keeps the one URL it was given, as in a deployment."""
 
     def __init__(self, folder: Path) -> None:
+        self.server = PrivatePostgres(folder)
         self.folder = folder
         self.port = 0
         self.running = False
-        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
-        self._pg_ctl = candidates[0] if candidates else shutil.which("pg_ctl") or "pg_ctl"
 
     def start(self) -> str:
-        url = PrivatePostgres(self.folder).start()
-        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        url = self.server.start(port=self.port)
+        self.port = self.server.port
         self.running = True
         return url
 
-    def stop(self, mode: str = "fast") -> None:
-        self._run("-m", mode, "-w", "stop")
+    def stop(self) -> None:
+        self.server.stop()  # pg_ctl -m fast: sessions are told, then closed
         self.running = False
 
-    def restart(self) -> None:
-        # The options PrivatePostgres.start() uses, with the port it picked.
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.folder / "postgres.log")
-        self._run("-o", options, "-l", log, "-w", "-t", "30", "start")
-        self.running = True
-
-    def _run(self, *args: str) -> None:
-        command = [self._pg_ctl, "-D", str(self.folder / "data"), *args]
-        if os.geteuid() == 0:  # Postgres runs as `postgres`, as PrivatePostgres does it
+    def crash(self) -> None:
+        """Stop as a crash would: no word to the clients, transactions cut off."""
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+        pg_ctl = candidates[0] if candidates else shutil.which("pg_ctl") or "pg_ctl"
+        command = [pg_ctl, "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop"]
+        if os.geteuid() == 0:  # the server runs as `postgres`, as PrivatePostgres starts it
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
+        self.server.port = 0  # nothing left for its stop() to stop
+        self.running = False
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +92,7 @@ def restartable() -> Iterator[tuple[RestartablePostgres, str]]:
         yield server, url
     finally:
         if server.running:
-            server.stop("immediate")
+            server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -104,7 +102,7 @@ async def outage_db(
 ) -> AsyncIterator[tuple[RestartablePostgres, str]]:
     server, url = restartable
     if not server.running:  # a failed test may have left it stopped
-        server.restart()
+        server.start()
     async with PostgresServer(url).database() as database_url:
         await apply_migrations(database_url)
         yield server, database_url
@@ -178,15 +176,16 @@ async def test_a_stream_of_rows_survives_postgres_stopping_and_starting(
     producer = asyncio.create_task(produce())
     try:
         await wait_for(lambda: writer.written > 500)
+        seen_down = False  # from here on
         # Mid-stream, as a crash would: no goodbye to the clients, COMMITs cut off.
-        await asyncio.to_thread(server.stop, "immediate")
+        await asyncio.to_thread(server.crash)
         await wait_for(lambda: seen_down)
         await asyncio.sleep(1.0)
         written_while_down = writer.written
         await asyncio.sleep(0.5)
         assert writer.written == written_while_down
         assert writer.buffered > 500
-        await asyncio.to_thread(server.restart)
+        await asyncio.to_thread(server.start)
         await wait_for(lambda: writer.postgres_up and writer.written > written_while_down)
         await asyncio.sleep(0.5)
     finally:
@@ -219,7 +218,7 @@ async def test_past_the_bound_the_oldest_rows_are_dropped_and_counted_exactly(
         for n in range(300):
             writer.add(row(n))
         await writer.flush()
-        await asyncio.to_thread(server.stop, "fast")
+        await asyncio.to_thread(server.stop)
         for n in range(300, 800):
             writer.add(row(n))
         # The writer has tried, failed and put its batch back at the front.
@@ -230,7 +229,7 @@ async def test_past_the_bound_the_oldest_rows_are_dropped_and_counted_exactly(
         assert (writer.buffered, writer.dropped) == (1000, 1500)
         await asyncio.sleep(0.5)  # retries come and go; nothing is lost or written
         assert (writer.buffered, writer.dropped, writer.written) == (1000, 1500, 300)
-        await asyncio.to_thread(server.restart)
+        await asyncio.to_thread(server.start)
         async with asyncio.timeout(30):
             await writer.flush()
     await writer.close()
