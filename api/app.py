@@ -22,9 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signer import SignError, SignResult
 from workers import SignOutcome, SignQueue
+from workers.logs import get_logger
 
 from .access import Access, Accounting, admit, client_ip
 from .admin import admin_routes
+from .apikeys import key_prefix
 from .dialects import (
     eulerstream_v1_response,
     eulerstream_v2_response,
@@ -55,12 +57,14 @@ from .usage import UsageRow
 __all__ = ["ACCOUNTING", "QUEUE", "create_app"]
 
 log = logging.getLogger(__name__)
+requests_log = get_logger("api.requests")
 
 QUEUE = web.AppKey("queue", SignQueue)
 METRICS = web.AppKey("metrics", ApiMetrics)
 ACCOUNTING = web.AppKey("accounting", Accounting)
 VERSION = "0.1.0"
 MAX_LOGGED_MESSAGE = 500
+MAX_LOGGED_PATH = 200
 
 
 @dataclass(slots=True)
@@ -114,6 +118,7 @@ def _route(name: str, dialect: Dialect, handler: Handler, *, metered: bool = Fal
         request[TRACE] = trace
         error: ApiError | None = None
         counting: asyncio.Task[None] | None = None
+        raw_key: str | None = None
         metrics.in_flight.inc()
         try:
             if metered:
@@ -153,11 +158,48 @@ def _route(name: str, dialect: Dialect, handler: Handler, *, metered: bool = Fal
             name, dialect, str(response.status), error.type if error else ""
         ).inc()
         metrics.duration.labels(name).observe(elapsed)
+        if trace.outcome is not None:
+            metrics.observe_outcome(trace.outcome)
         if metered and accounting.usage is not None:
             accounting.usage.add(_usage_row(name, dialect, trace, response.status, error, elapsed))
+        _log_request(request, name, dialect, trace, response.status, error, elapsed, raw_key)
         return response
 
     return wrapped
+
+
+def _log_request(
+    request: web.Request,
+    route: str,
+    dialect: Dialect,
+    trace: RequestTrace,
+    status: int,
+    error: ApiError | None,
+    elapsed: float,
+    raw_key: str | None,
+) -> None:
+    """The request's one log line. A key appears only as its prefix, and only when it is
+    shaped like one of ours (a refused key's prefix included: it says whose it was)."""
+    key = trace.access.key
+    outcome = trace.outcome
+    result = outcome.result if outcome is not None else None
+    emit = requests_log.info if status < 500 else requests_log.warning
+    emit(
+        "request",
+        request_id=trace.request_id,
+        method=request.method,
+        route=route,
+        dialect=dialect,
+        path=request.path[:MAX_LOGGED_PATH],
+        status=status,
+        error_type=error.type if error is not None else None,
+        latency_ms=round(elapsed * 1000, 3),
+        queue_wait_ms=outcome.queue_wait_ms if outcome is not None else None,
+        worker_id=outcome.worker_id if outcome is not None else None,
+        profile=result.profile if isinstance(result, SignResult) else None,
+        key_prefix=key.prefix if key is not None else key_prefix(raw_key) if raw_key else None,
+        client_ip=trace.client_ip or None,
+    )
 
 
 def _usage_row(
@@ -250,16 +292,9 @@ async def rate_limits(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    queue = request.app[QUEUE]
-    metrics = request.app[METRICS]
-    try:
-        workers = await queue.workers_alive()
-        depth = await queue.depth()
-        redis_ok = True
-    except Exception:
-        workers, depth, redis_ok = 0, 0, False
-    metrics.workers.set(workers)
-    metrics.queue_depth.set(depth)
+    state = await request.app[METRICS].refresh_queue(request.app[QUEUE])
+    redis_ok = state is not None
+    workers, depth = (state.workers, state.ready) if state is not None else (0, 0)
     database_ok = await request.app[ACCOUNTING].database_connected()
     # Signing goes on without Postgres (usage rows wait, cached keys still pass), so a
     # database outage shows here but does not make the service unhealthy.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +16,24 @@ from .native import NativeEngine
 from .selfcheck import check_outputs
 from .urls import PreparedRequest, prepare_request
 
-__all__ = ["Signer"]
+__all__ = ["Signer", "SignerCounters"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignerCounters:
+    """What a `Signer` has done and holds, read at any moment (for a metrics exporter).
+
+    The counts only grow; the native engine has no contexts and no browser.
+    """
+
+    engine: str
+    contexts_free: int  # warm contexts idle, waiting for work
+    contexts_total: int  # warm contexts open and healthy
+    context_recycles: int
+    browser_restarts: int
+    browser_crashes: int
+    selfcheck_failures: int
+    browser_pid: int | None
 
 
 def _make_engine(name: EngineName, settings: SignerSettings) -> SigningEngine:
@@ -41,6 +59,7 @@ class Signer:
     ) -> None:
         self.settings = settings or SignerSettings()
         self.engine: SigningEngine = _make_engine(engine or self.settings.engine, self.settings)
+        self.selfcheck_failures = 0
 
     async def start(self) -> None:
         await self.engine.start()
@@ -88,6 +107,7 @@ class Signer:
             now = time.time()
             for (index, item, output), failure in zip(signed, failures, strict=True):
                 if failure is not None:
+                    self.selfcheck_failures += 1
                     answers[index] = failure
                 elif now > item.deadline:
                     answers[index] = DeadlineExceeded(
@@ -99,6 +119,21 @@ class Signer:
 
     def stats(self) -> dict[str, Any]:
         return self.engine.stats()
+
+    def counters(self) -> SignerCounters:
+        """A snapshot of the counts and gauges worth exporting."""
+        stats = self.engine.stats()
+        total = int(stats.get("contexts_ready", 0))
+        return SignerCounters(
+            engine=self.engine.name,
+            contexts_free=min(int(stats.get("contexts_free", 0)), total),
+            contexts_total=total,
+            context_recycles=int(stats.get("recycles", 0)),
+            browser_restarts=int(stats.get("browser_restarts", 0)),
+            browser_crashes=int(stats.get("crashes", 0)),
+            selfcheck_failures=self.selfcheck_failures,
+            browser_pid=stats.get("browser_pid"),
+        )
 
 
 def _result(request: PreparedRequest, output: EngineOutput) -> SignResult:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 from stack.services import free_port
 from tests.postgres_server import postgres_server
@@ -64,11 +65,16 @@ def service_stack(
     apis: int = 1,
     limits: bool = False,
     env: dict[str, str] | None = None,
+    worker_metrics_port: int = 0,
+    api_stderr: IO[bytes] | None = None,
 ) -> Iterator[ServiceStack]:
     """Start the stack, wait until `/health` reports every worker, kill what is left after.
 
     Each stack gets a fresh database; rate limits are off unless `limits` (the tests send
     hundreds of anonymous requests from one address); `env` adds or overrides settings.
+    Worker metrics are served from `worker_metrics_port` (plus the process index) when
+    given, else not at all, so stacks never compete for the default port. The APIs write
+    their logs to `api_stderr` when given.
     """
     with private_redis() as redis_url, postgres_server() as postgres:
         database_url = asyncio.run(postgres.fresh_database())
@@ -79,6 +85,7 @@ def service_stack(
             SIGNER_QUEUE_PREFIX=f"test-{uuid.uuid4().hex[:8]}",
             SIGNER_ENGINE=engine,
             SIGNER_LIMIT_ENABLED="true" if limits else "false",
+            SIGNER_WORKER_METRICS_PORT=str(worker_metrics_port),
         )
         environment.update(env or {})
         command = [sys.executable, "-m", "signer"]
@@ -87,7 +94,9 @@ def service_stack(
         )
         ports = [free_port() for _ in range(apis)]
         servers = [
-            subprocess.Popen([*command, "api", "--port", str(port)], env=environment)
+            subprocess.Popen(
+                [*command, "api", "--port", str(port)], env=environment, stderr=api_stderr
+            )
             for port in ports
         ]
         try:

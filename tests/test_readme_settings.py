@@ -13,7 +13,7 @@ from api.server import ApiSettings
 from api.usage_settings import UsageSettings
 from migrations.settings import DatabaseSettings
 from signer.config import SignerSettings
-from workers.config import QueueSettings
+from workers.config import LogSettings, QueueSettings, WorkerSettings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SETTINGS: list[type[BaseSettings]] = [
@@ -24,6 +24,8 @@ SETTINGS: list[type[BaseSettings]] = [
     UsageSettings,
     AccountSettings,
     DatabaseSettings,
+    WorkerSettings,
+    LogSettings,
 ]
 
 

@@ -27,7 +27,7 @@ from .keys import JOB_FUNCTION, results_channel, workers_key
 from .payloads import decode_answer, encode_request
 from .scripts import QueueScripts
 
-__all__ = ["QueueFull", "QueueUnavailable", "SignOutcome", "SignQueue"]
+__all__ = ["QueueFull", "QueueState", "QueueUnavailable", "SignOutcome", "SignQueue"]
 
 
 class QueueFull(SignError):
@@ -51,6 +51,20 @@ class SignOutcome:
     result: SignResult | SignError
     worker_id: str | None = None  # None: no worker answered
     queue_wait_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """The queue's depth and the workers alive, read together (for health and gauges)."""
+
+    ready: int  # jobs waiting for a worker
+    leased: int  # jobs a worker holds
+    workers: int  # workers seen alive within three heartbeats
+
+    @property
+    def jobs(self) -> int:
+        """Every job not yet answered: waiting plus held."""
+        return self.ready + self.leased
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +134,16 @@ class SignQueue:
     async def depth(self) -> int:
         """Jobs waiting for a worker (not those being signed)."""
         return int(await self.redis.zcard(self.scripts.queue))
+
+    async def state(self) -> QueueState:
+        """Jobs waiting, jobs held and workers alive: one round trip, off the hot path."""
+        since = time.time() - 3 * HEARTBEAT_SECONDS
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.scripts.queue)
+            pipe.zcard(self.scripts.leases)
+            pipe.zcount(self._workers, since, "+inf")
+            ready, leased, workers = await pipe.execute()
+        return QueueState(int(ready), int(leased), int(workers))
 
     async def sign(self, request: SignRequest) -> SignResult:
         """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error."""

@@ -9,43 +9,73 @@ import sys
 
 from signer import SignerSettings
 
-from .config import QueueSettings
+from .config import LogSettings, QueueSettings, WorkerSettings
+from .logs import configure_logging, get_logger
+from .metrics import serve_metrics
 from .worker import build_worker
 
 __all__ = ["run_workers", "serve_worker"]
 
+log = get_logger("workers.run")
 
-async def serve_worker(queue: QueueSettings, signer_settings: SignerSettings) -> None:
+
+async def serve_worker(
+    queue: QueueSettings,
+    signer_settings: SignerSettings,
+    worker_settings: WorkerSettings | None = None,
+    index: int = 0,
+) -> None:
     """One worker until SIGTERM or SIGINT; then stop taking jobs, finish those in hand,
-    close the browser."""
+    close the browser. Its metrics are served on the port of process `index`."""
+    worker_settings = worker_settings or WorkerSettings()
     worker = build_worker(queue, signer_settings)
+    port = worker_settings.metrics_port_of(index)
+    metrics = serve_metrics(worker.metrics.registry, worker_settings.metrics_host, port)
+    if metrics is not None:
+        log.info(
+            "worker metrics listening",
+            worker_id=worker.worker_id,
+            url=f"http://{worker_settings.metrics_host}:{metrics.port}/metrics",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    await worker.drain(timeout=queue.max_deadline)
-    # The loop ends at its next wake-up (at most `safety_poll`), handing back any token.
-    await asyncio.wait({running}, timeout=queue.safety_poll + 1)
-    running.cancel()
-    stopping.cancel()
-    await asyncio.gather(running, stopping, return_exceptions=True)
-    await worker.close()  # the browser closes
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await worker.drain(timeout=queue.max_deadline)
+        # The loop ends at its next wake-up (at most `safety_poll`), handing back any token.
+        await asyncio.wait({running}, timeout=queue.safety_poll + 1)
+        running.cancel()
+        stopping.cancel()
+        results = await asyncio.gather(running, stopping, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("worker failed", worker_id=worker.worker_id, exc_info=result)
+        await worker.close()  # the browser closes
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def _child() -> None:
-    asyncio.run(serve_worker(QueueSettings(), SignerSettings()))
+def _child(index: int) -> None:
+    configure_logging(LogSettings())
+    asyncio.run(serve_worker(QueueSettings(), SignerSettings(), index=index))
 
 
 def run_workers(processes: int) -> int:
     """Run `processes` workers on this host; SIGTERM is passed on to every one of them."""
+    configure_logging(LogSettings())
     if processes == 1:
         asyncio.run(serve_worker(QueueSettings(), SignerSettings()))
         return 0
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_child, name=f"signer-worker-{n}") for n in range(processes)]
+    children = [
+        context.Process(target=_child, args=(n,), name=f"signer-worker-{n}")
+        for n in range(processes)
+    ]
     for child in children:
         child.start()
 

@@ -10,6 +10,9 @@ costs at most that and an idle worker sends Redis about two commands a second.
 A worker that dies holding jobs stops renewing their leases; the next worker to look at
 the queue puts them back, and one of them signs them within the deadline if there is
 time left (a job is tried at most `max_tries` times).
+
+Each job's answers are counted in `WorkerMetrics` (see `workers.metrics`); the worker logs
+its start, drain and stop, and jobs that fail as a whole.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequ
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
 from .keys import JOB_FUNCTION, workers_key
+from .logs import get_logger
+from .metrics import WorkerMetrics
 from .payloads import decode_request, encode_error, encode_result
 from .scripts import QueueScripts, TakenJob
 
 __all__ = ["QueueWorker", "build_worker", "sign_payloads"]
 
 MAX_TRIES = 2  # a job that killed two workers is not handed to a third
+
+log = get_logger("workers.worker")
 
 
 async def sign_payloads(
@@ -81,6 +88,12 @@ class QueueWorker:
         self._slot_free = asyncio.Event()
         self._upkeep: asyncio.Task[None] | None = None
         self._lease_ms = int(queue.lease * 1000)
+        self.metrics = WorkerMetrics(
+            signer,
+            worker_id=self.worker_id,
+            max_jobs=queue.max_jobs,
+            jobs_in_hand=lambda: len(self._in_hand),
+        )
 
     @property
     def scripts(self) -> QueueScripts:
@@ -93,6 +106,12 @@ class QueueWorker:
         self._scripts = QueueScripts(self._redis, self.settings.prefix)
         await self.signer.start()
         await self._beat()
+        log.info(
+            "worker started",
+            worker_id=self.worker_id,
+            engine=self.signer.engine.name,
+            max_jobs=self.settings.max_jobs,
+        )
         self._upkeep = asyncio.create_task(self._keep_alive(), name="worker-upkeep")
         blpop = cast(Callable[..., Awaitable[Any]], self._redis.blpop)
         while self._taking:
@@ -126,6 +145,7 @@ class QueueWorker:
         payloads: dict[str, dict[str, Any]] = {}
         answers: dict[str, dict[str, Any]] = {}
         queue_wait_ms = 0.0
+        seconds: float | None = None
         try:
             function, args, _kwargs, _tries, enqueued_ms = deserialize_job_raw(job.data)
             payloads, reply_to = args
@@ -134,10 +154,20 @@ class QueueWorker:
                 raise SignError(f"unknown job function {function!r}")
             if job.tries > MAX_TRIES:
                 raise SignError(f"the job was taken {MAX_TRIES} times and never finished")
+            started = time.perf_counter()
             async with asyncio.timeout(self.settings.max_deadline):
                 answers = await sign_payloads(self.signer, payloads)
+            seconds = time.perf_counter() - started
         except Exception as error:  # every caller gets an answer, whatever went wrong
             failure = error if isinstance(error, SignError) else SignError(repr(error))
+            log.warning(
+                "job failed",
+                job_id=job.job_id,
+                tries=job.tries,
+                requests=len(payloads),
+                error=failure.message,
+                error_type=type(error).__name__,
+            )
             if not reply_to:
                 await self._forget(job.job_id)
                 return
@@ -149,6 +179,7 @@ class QueueWorker:
             "answers": answers,
         }
         await self.scripts.finish(job.job_id, reply_to, json.dumps(message))
+        self.metrics.observe_job(answers, seconds)  # after the answer: it waits for nothing
 
     async def _forget(self, job_id: str) -> None:
         # An unreadable job has nobody to answer: end its lease so it is not retried.
@@ -181,8 +212,15 @@ class QueueWorker:
             with contextlib.suppress(Exception):
                 await self._redis.zrem(self._registry, self.worker_id)
         pending = list(self._in_hand.values())
+        log.info("worker draining", worker_id=self.worker_id, jobs_in_hand=len(pending))
         if pending:
-            await asyncio.wait(pending, timeout=timeout)
+            _, unfinished = await asyncio.wait(pending, timeout=timeout)
+            if unfinished:
+                log.warning(
+                    "worker drained with jobs unfinished",
+                    worker_id=self.worker_id,
+                    jobs_unfinished=len(unfinished),
+                )
 
     async def close(self) -> None:
         """Stop the upkeep, close the browser and the Redis connections."""
@@ -193,6 +231,7 @@ class QueueWorker:
         await self.signer.close()
         if self._redis is not None:
             await self._redis.aclose()
+        log.info("worker stopped", worker_id=self.worker_id, jobs_done=self.jobs_done)
 
 
 def build_worker(queue: QueueSettings, signer_settings: SignerSettings) -> QueueWorker:

@@ -51,18 +51,22 @@ class _Job:
 
 @dataclass
 class PoolStats:
-    """Counters for dashboards and tests."""
+    """Counters for dashboards and tests: plain numbers, read at any time (a metrics
+    exporter turns them into gauges and counters; the pool knows nothing of it)."""
 
     contexts_total: int = 0
+    contexts_free: int = 0  # context loops idle, waiting for work
     signatures: int = 0
     batches: int = 0
     recycles: int = 0
     browser_launches: int = 0
     browser_restarts: int = 0
+    crashes: int = 0  # the browser, or a page while its browser lived, died or hung
     context_failures: int = 0
     retried_requests: int = 0
     expired_requests: int = 0
     last_batch_sizes: list[int] = field(default_factory=list)
+    browser_pid: int | None = None  # the running Chromium's main process
 
 
 class ContextPool:
@@ -93,6 +97,7 @@ class ContextPool:
         self._generation = 0
         self._idle = 0  # loops waiting for work
         self._closing = False
+        self._lost: Browser | None = None
         self.stats = PoolStats(contexts_total=settings.contexts)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -143,6 +148,7 @@ class ContextPool:
                 async with asyncio.timeout(10):
                     await self._browser.close()
             self._browser = None
+        self.stats.browser_pid = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -239,6 +245,7 @@ class ContextPool:
     async def _take_batch(self, limit: int) -> list[_Job]:
         # The timeout only bounds how long a context that broke while idle stays broken.
         self._idle += 1
+        self.stats.contexts_free = self._idle
         try:
             async with asyncio.timeout(_IDLE_CHECK):
                 first = await self._queue.get()
@@ -246,6 +253,7 @@ class ContextPool:
             return []
         finally:
             self._idle -= 1
+            self.stats.contexts_free = self._idle
         # Share a burst with the contexts still idle: their pages sign in parallel.
         share = -(-(self._queue.qsize() + 1) // (self._idle + 1))
         limit = max(1, min(limit, share))
@@ -288,6 +296,9 @@ class ContextPool:
         except EngineUnavailable as error:
             warm.broken = True
             self.stats.context_failures += 1
+            browser = warm.context.browser
+            if browser is not None and browser.is_connected():
+                self.stats.crashes += 1  # a dead browser is counted once, in _browser_lost
             log.warning("context %s failed: %s", warm.slot, error)
             for job in jobs:
                 self._retry_or_fail(job, error)
@@ -368,6 +379,7 @@ class ContextPool:
             browser = self._browser
             if browser is not None and browser.is_connected():
                 return browser
+            relaunch = browser is not None
             if browser is not None:
                 self.stats.browser_restarts += 1
                 with contextlib.suppress(Exception):
@@ -384,14 +396,22 @@ class ContextPool:
                 raise EngineUnavailable("Chromium started but its process cannot be found")
             self._devtools_port = devtools_port(pid)
             self.stats.browser_launches += 1
+            self.stats.browser_pid = pid
             self._browser = browser
+            if relaunch:
+                log.warning(
+                    "Chromium relaunched as pid %d (restart %d)", pid, self.stats.browser_restarts
+                )
             return browser
 
     def _browser_lost(self, browser: Browser) -> None:
         # Every page of that browser is gone: fail their calls now rather than at timeout.
         if self._closing:
             return
-        log.warning("Chromium disconnected; relaunching")
+        if browser is not self._lost:  # the event and a failed open may both report it
+            self._lost = browser
+            self.stats.crashes += 1
+            log.warning("Chromium disconnected; relaunching")
         for warm in self._slots:
             if warm is not None and warm.context.browser is browser:
                 warm.broken = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from signer.xbogus import verify_xbogus
-from tests.service_stack import service_stack
+from tests.service_stack import ServiceStack, service_stack
 
 NODE_DIR = Path(__file__).parent / "node"
 NPM_INSTALL = "cd tests/clients/node && npm ci --no-audit --no-fund"
@@ -25,10 +26,36 @@ TIKTOKLIVE_PIP = '.venv/bin/pip install "TikTokLive>=6.6,<6.7"'
 
 
 @pytest.fixture(scope="module")
-def sign_server() -> Iterator[str]:
-    """Base URL (no trailing slash) of `signer api` with one native `signer worker`."""
+def sign_stack() -> Iterator[ServiceStack]:
+    """`signer api` with one native `signer worker`, on private Redis and Postgres."""
     with service_stack(processes=1) as stack:
-        yield stack.base
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def sign_server(sign_stack: ServiceStack) -> str:
+    """Base URL (no trailing slash) of the stack's API."""
+    return sign_stack.base
+
+
+@pytest.fixture(scope="module")
+def client_key(sign_stack: ServiceStack) -> str:
+    """A real API key of the stack, issued with the admin commands as a user would."""
+
+    def signer(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "signer", *args],
+            env=sign_stack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    signer("migrate")
+    signer("users", "create", "client@example.com")
+    return signer("keys", "create", "--user", "client@example.com", "--name", "client tests")
 
 
 @pytest.fixture(scope="session")

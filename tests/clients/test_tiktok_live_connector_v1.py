@@ -46,17 +46,17 @@ def test_pinned_version_is_installed(node_client: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "api_key"),
+    ("mode", "with_key"),
     [
-        pytest.param("options", "", id="signProviderOptions.host"),
-        pytest.param("config", "", id="signatureProvider.config.signProviderHost"),
-        pytest.param("options", "user-key-123", id="signProviderOptions.params.apiKey"),
+        pytest.param("options", False, id="signProviderOptions.host"),
+        pytest.param("config", False, id="signatureProvider.config.signProviderHost"),
+        pytest.param("options", True, id="signProviderOptions.params.apiKey"),
     ],
 )
 def test_client_accepts_our_signature(
-    sign_server: str, node_client: Path, mode: str, api_key: str
+    sign_server: str, node_client: Path, client_key: str, mode: str, with_key: bool
 ) -> None:
-    result = run_sign_v1(node_client, sign_server, mode, api_key)
+    result = run_sign_v1(node_client, sign_server, mode, client_key if with_key else "")
 
     # Our server answered, not a fallback, and the client took the answer as a success.
     assert result["events"] == [{"type": "signSuccess", "signHost": f"{sign_server}/"}]

@@ -77,14 +77,14 @@ async def test_signer_signs_through_our_server(
 
 
 async def test_live_client_signs_via_env_sign_api_url(
-    tiktoklive: ModuleType, sign_server: str, monkeypatch: pytest.MonkeyPatch
+    tiktoklive: ModuleType, sign_server: str, client_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # How users switch: SIGN_API_URL (and a key in SIGN_API_KEY, sent as X-Api-Key).
     monkeypatch.setenv("SIGN_API_URL", sign_server)
-    monkeypatch.setenv("SIGN_API_KEY", "user-key-123")
+    monkeypatch.setenv("SIGN_API_KEY", client_key)
     client = tiktoklive.TikTokLiveClient(unique_id="@someone")
     web = client.web
-    assert web.signer.sign_api_key == "user-key-123"
+    assert web.signer.sign_api_key == client_key
     try:
         request = await web.build_request(
             url=f"{_module('TikTokLive.client.web.web_settings').WebDefaults.tiktok_webcast_url}"
