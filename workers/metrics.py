@@ -37,6 +37,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from signer.profiles import PROFILES
 from signer.signer import Signer
 
 __all__ = [
@@ -95,6 +96,12 @@ class WorkerMetrics:
             ["engine", "profile", "outcome"],
             registry=self.registry,
         )
+        # Every series at 0 from the start: rate() and increase() miss a counter's first
+        # increment when the series is born with it, and the failure alert needs the first.
+        for outcome in (*_ERROR_OUTCOMES.values(), "error"):
+            self.signatures.labels(self.engine, "", outcome)
+        for profile in PROFILES:
+            self.signatures.labels(self.engine, profile.id, "signed")
         self.sign_duration = Histogram(
             "signer_worker_sign_duration_seconds",
             "Time to sign one job's requests (one batch).",

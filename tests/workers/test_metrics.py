@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import ApiMetrics
-from signer import DeadlineExceeded, SignerSettings, SignRequest
+from signer import DeadlineExceeded, Signer, SignerSettings, SignRequest
 from stack.services import free_port
 from tests.signer.conftest import FETCH_URL
 from workers import QueueFull, QueueSettings, SignOutcome, SignQueue
-from workers.metrics import outcome_of, serve_metrics
+from workers.metrics import WorkerMetrics, outcome_of, serve_metrics
 from workers.scripts import QueueScripts
 from workers.worker import QueueWorker, build_worker
 
@@ -227,3 +227,15 @@ def test_the_api_loads_no_browser_code() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_signature_series_start_at_zero() -> None:
+    # rate() and increase() cannot see a counter's first increment when the series is
+    # born with it: the failure alert would miss a fresh worker's first failures.
+    metrics = WorkerMetrics(
+        Signer(SignerSettings(engine="native")), worker_id="w", max_jobs=1, jobs_in_hand=lambda: 0
+    )
+    text = generate_latest(metrics.registry).decode()
+    for outcome in ("invalid", "expired", "selfcheck_failed", "error"):
+        labels = f'engine="native",outcome="{outcome}",profile=""'
+        assert f"signer_worker_signatures_total{{{labels}}} 0.0" in text
