@@ -167,12 +167,13 @@ def _draw(
         usable = 1 - top_margin
         height = grid["h"] / bottom * usable
         top = 1 - top_margin - grid["y"] / bottom * usable
-        return (grid["x"] / 24 + 0.006, top - height + 0.012, grid["w"] / 24 - 0.012, height - 0.03)
+        # Room on the left of each panel for its y-axis labels.
+        return (grid["x"] / 24 + 0.03, top - height + 0.012, grid["w"] / 24 - 0.036, height - 0.03)
 
     for panel in panels:
         grid = panel["gridPos"]
         if panel["type"] == "row":
-            x, y = grid["x"] / 24 + 0.006, box(grid)[1] + 0.01
+            x, y = grid["x"] / 24 + 0.006, box(grid)[1] + 0.004
             figure.text(x, y, panel["title"], color="#d8d9da", fontsize=11, weight="bold")
             continue
         axes = figure.add_axes(box(grid), facecolor="#181b1f")
