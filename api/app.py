@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,7 +71,8 @@ MAX_LOGGED_PATH = 200
 class RequestTrace:
     """What one request went through, for its headers and its usage row."""
 
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # 128 random bits as hex, like uuid4().hex without building a UUID on every request.
+    request_id: str = field(default_factory=lambda: os.urandom(16).hex())
     client_ip: str = ""
     access: Access = field(default_factory=Access)
     target: str = ""

@@ -29,6 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -186,6 +187,7 @@ def caller_for(
     return caller
 
 
+@lru_cache(maxsize=65_536)  # addresses repeat: parse each once
 def ip_identity(client_ip: str) -> str:
     """The address an anonymous budget belongs to: IPv4 as is, IPv6 by its /64."""
     try:

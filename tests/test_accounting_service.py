@@ -212,15 +212,20 @@ def test_every_request_leaves_a_usage_row(stack: ServiceStack) -> None:
     created = _new_key(stack)
     key = created["key"]
     _away_from_minute_edge()
-    statuses = [_request(_sign_url(stack.bases[n % 2], key))[0] for n in range(FREE_PER_MINUTE + 1)]
-    statuses.append(_request(_sign_url(stack.base, key, url="https://example.com/x"))[0])
-    assert statuses == [200] * FREE_PER_MINUTE + [429, 429]
+    # A foreign URL first (400; it counts, as every request let in does), then signatures
+    # up to the limit, then one over it (429).
+    statuses = [_request(_sign_url(stack.base, key, url="https://example.com/x"))[0]]
+    statuses += [_request(_sign_url(stack.bases[n % 2], key))[0] for n in range(FREE_PER_MINUTE)]
+    assert statuses == [400] + [200] * (FREE_PER_MINUTE - 1) + [429]
 
     database_url = stack.env["DATABASE_URL"]
     query = "SELECT * FROM usage_logs WHERE key_prefix = $1 ORDER BY created_at"
     rows = _wait_for_rows(database_url, query, created["prefix"], count=len(statuses))
     assert [row["status_code"] for row in rows] == statuses
-    signed = rows[:FREE_PER_MINUTE]
+    assert len({row["request_id"] for row in rows}) == len(rows)
+    invalid, signed, refused = rows[0], rows[1:FREE_PER_MINUTE], rows[FREE_PER_MINUTE]
+    assert (invalid["success"], invalid["error_type"]) == (False, "VALIDATION_ERROR")
+    assert "not allowed" in invalid["error_message"]
     for row in signed:
         assert row["success"] is True
         assert row["route"] == "sign_url_v1"
@@ -232,10 +237,23 @@ def test_every_request_leaves_a_usage_row(stack: ServiceStack) -> None:
         assert row["api_key_id"] is not None
         assert str(row["client_ip"]) == "127.0.0.1"
         assert row["error_type"] is None
-    refused = rows[FREE_PER_MINUTE]
     assert (refused["success"], refused["error_type"]) == (False, "RATE_LIMIT_ERROR")
     assert refused["worker_id"] is None
-    assert len({row["request_id"] for row in rows}) == len(rows)
+
+    # An unknown key: its row has no user, and its request id is the one answered.
+    status, headers, _ = _request(_sign_url(stack.base, "sk_Unknown1_" + "x" * 32))
+    assert status == 401
+    [row] = _wait_for_rows(
+        database_url,
+        "SELECT * FROM usage_logs WHERE request_id = $1",
+        headers["X-Request-Id"],
+        count=1,
+    )
+    assert (row["error_type"], row["user_id"], row["status_code"]) == (
+        "AUTHENTICATION_ERROR",
+        None,
+        401,
+    )
 
     quota = asyncio.run(
         _rows(
@@ -245,6 +263,7 @@ def test_every_request_leaves_a_usage_row(stack: ServiceStack) -> None:
             created["email"],
         )
     )
+    # What the limiter let in counts (the 400 too); the refusal does not.
     assert [row["request_count"] for row in quota] == [FREE_PER_MINUTE]
 
 
@@ -301,6 +320,21 @@ def test_postgres_outage_loses_no_signature_and_no_row() -> None:
                 database_url, "SELECT request_id FROM usage_logs", count=len(statuses)
             )
             assert len(rows) == len(statuses)
+
+            # With no worker left, a request waits out its deadline: 503, and a row says so.
+            running.workers.kill()
+            running.workers.wait()
+            status, headers, body = _request(_sign_url(running.base))
+            assert (status, body["code"]) == (503, 503)
+            assert int(headers["Retry-After"]) >= 1
+            [row] = _wait_for_rows(
+                database_url,
+                "SELECT * FROM usage_logs WHERE request_id = $1",
+                headers["X-Request-Id"],
+                count=1,
+            )
+            assert (row["error_type"], row["status_code"]) == ("SERVICE_UNAVAILABLE", 503)
+            assert row["response_time_ms"] >= 4000  # the 5 s default deadline
     finally:
         postgres.stop()
 
