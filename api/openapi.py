@@ -266,7 +266,139 @@ _SECURITY_SCHEMES = {
     "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
     "bearer": {"type": "http", "scheme": "bearer"},
+    "adminToken": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
 }
+# The admin token goes in `Authorization: Bearer` or `X-Admin-Token`.
+_ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"adminToken": []}]
+
+_LIMIT_WINDOW = _object(
+    {
+        "max": {"type": ["integer", "null"], "description": "The window's limit; null: none."},
+        "remaining": {"type": ["integer", "null"]},
+        "reset_at": {"type": ["string", "null"], "description": "ISO 8601 UTC end of window."},
+    },
+    ["max", "remaining", "reset_at"],
+)
+
+
+def _admin(
+    summary: str,
+    operation_id: str,
+    *,
+    body: Schema | None = None,
+    parameters: list[Schema] | None = None,
+    created: bool = False,
+    errors: tuple[int, ...] = (400, 401, 403, 404, 503),
+) -> Schema:
+    """An admin operation: `{"status": "success", "data": ...}` or the structured error."""
+    descriptions = {
+        400: "Invalid input.",
+        401: "Missing or wrong admin token.",
+        403: "Admin routes are disabled (no SIGNER_ADMIN_TOKEN).",
+        404: "Unknown user or key.",
+        409: "That email is taken.",
+        503: "Postgres cannot be reached, or its schema is not migrated.",
+    }
+    operation: Schema = {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["admin"],
+        "security": _ADMIN_SECURITY,
+        "responses": {
+            "201" if created else "200": {
+                "description": "Done.",
+                "content": _json(
+                    _object({"status": {"const": "success"}, "data": {}}, ["status", "data"])
+                ),
+            },
+            **{
+                str(status): {
+                    "description": descriptions[status],
+                    "content": _json(_ref("StructuredError")),
+                }
+                for status in errors
+            },
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": _json(body)}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _path_param(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _admin_paths() -> dict[str, Schema]:
+    tier = {"type": "string", "enum": ["free", "api_key"]}
+    limit = {"type": ["integer", "null"], "minimum": 1}
+    return {
+        "/admin/users": {
+            "post": _admin(
+                "Add a user",
+                "adminCreateUser",
+                body=_object({"email": _string("The user's email."), "tier": tier}, ["email"]),
+                created=True,
+                errors=(400, 401, 403, 409, 503),
+            ),
+            "get": _admin("List users", "adminListUsers", errors=(401, 403, 503)),
+        },
+        "/admin/users/{email}": {
+            "patch": _admin(
+                "Change a user's tier",
+                "adminSetTier",
+                body=_object({"tier": tier}, ["tier"]),
+                parameters=[_path_param("email", "The user's email.")],
+            ),
+        },
+        "/admin/keys": {
+            "post": _admin(
+                "Issue an API key (shown once, in data.key)",
+                "adminCreateKey",
+                body=_object(
+                    {
+                        "user": _string("The owner's email."),
+                        "name": _string("What the key is for."),
+                        "per_minute": limit,
+                        "per_day": limit,
+                    },
+                    ["user"],
+                ),
+                created=True,
+            ),
+            "get": _admin(
+                "List keys (prefixes, never hashes)",
+                "adminListKeys",
+                parameters=[_query("user", "Only this user's keys.")],
+                errors=(400, 401, 403, 404, 503),
+            ),
+        },
+        "/admin/keys/{prefix}": {
+            "delete": _admin(
+                "Revoke a key",
+                "adminRevokeKey",
+                parameters=[_path_param("prefix", "The key's prefix, like sk_AbCd1234.")],
+            ),
+        },
+        "/admin/usage": {
+            "get": _admin(
+                "Requests, success rate and p50/p95 latency per UTC day",
+                "adminUsage",
+                parameters=[
+                    _query("user", "Only this user's requests."),
+                    _query("days", "Days back (default 7)."),
+                ],
+            ),
+        },
+    }
 
 
 def _query(name: str, description: str, required: bool = False) -> Schema:
@@ -372,6 +504,33 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
+        "/webcast/rate_limits": {
+            "get": {
+                "summary": "The caller's rate-limit windows, read without counting",
+                "operationId": "rateLimits",
+                "tags": ["EulerStream"],
+                "security": _SECURITY,
+                "responses": {
+                    "200": {
+                        "description": "Each window's limit, what is left and when it ends.",
+                        "content": _json(
+                            _object(
+                                {
+                                    "code": {"type": "integer"},
+                                    "message": {"type": "string"},
+                                    "minute": _LIMIT_WINDOW,
+                                    "hour": _LIMIT_WINDOW,
+                                    "day": _LIMIT_WINDOW,
+                                },
+                                ["code", "message", "minute", "hour", "day"],
+                            )
+                        ),
+                    },
+                    **_errors("EulerStreamError", (401, 503)),
+                },
+            }
+        },
+        **_admin_paths(),
         "/health": {
             "get": {
                 "summary": "Liveness and readiness",

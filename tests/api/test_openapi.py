@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from api.app import create_app
 from api.dialects import (
     eulerstream_v1_response,
     eulerstream_v2_response,
@@ -23,21 +24,24 @@ from api.dialects import (
 from api.errors import ApiError, eulerstream_error_body, structured_error_body
 from api.openapi import docs_html, openapi_document
 from signer import SignResult
+from workers import QueueSettings, SignQueue
 
 DOC = openapi_document("1.2.3")
 
-ROUTES = {
-    ("/webcast/sign_url", "get"),
-    ("/webcast/sign_url", "post"),
-    ("/webcast/sign_url/", "post"),
-    ("/tiktok/sign_url", "post"),
-    ("/signature", "post"),
-    ("/api/signature", "post"),
-    ("/health", "get"),
-    ("/metrics", "get"),
-    ("/openapi.json", "get"),
-    ("/docs", "get"),
-}
+
+def _served_routes() -> set[tuple[str, str]]:
+    """Every (path, method) the real application serves, but the catch-alls."""
+    app = create_app(SignQueue(QueueSettings()))
+    return {
+        (route.resource.canonical, route.method.lower())
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.method not in ("HEAD", "OPTIONS", "*")
+        and "{tail" not in route.resource.canonical
+    }
+
+
+ROUTES = _served_routes()
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
