@@ -42,19 +42,7 @@ from stack_bench import _free_port, _machine, _stop, _wait_for_workers  # noqa: 
 
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
-
-
-def _signer(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "signer", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
+from tests.service_stack import issue_key  # noqa: E402
 
 
 async def _timed(session: aiohttp.ClientSession, url: str) -> tuple[float, int]:
@@ -111,9 +99,7 @@ def main() -> int:
             SIGNER_QUEUE_PREFIX=f"accbench-{uuid.uuid4().hex[:8]}",
         )
         try:
-            _signer(env, "migrate")
-            _signer(env, "users", "create", "bench@example.com")
-            key = _signer(env, "keys", "create", "--user", "bench@example.com", "--name", "bench")
+            key = issue_key(env, "bench@example.com")
 
             def spawn(name: str, extra: dict[str, str], *command: str) -> None:
                 log = (logs / f"{name}.log").open("ab")

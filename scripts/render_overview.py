@@ -20,7 +20,6 @@ import asyncio
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stack.services import free_port  # noqa: E402
 from tests.ops.live import prometheus_api, running_prometheus  # noqa: E402
-from tests.service_stack import service_stack  # noqa: E402
+from tests.service_stack import issue_key, service_stack  # noqa: E402
 
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "overview.json"
 RULES = ROOT / "ops" / "prometheus" / "rules"
@@ -105,23 +104,6 @@ async def _traffic(base: str, key: str, seconds: float) -> dict[str, int]:
             *(client(session, i, at) for i, at in enumerate(starts)), extras(session)
         )
     return statuses
-
-
-def _issue_key(env: dict[str, str]) -> str:
-    def signer(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "signer", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    signer("migrate")
-    signer("users", "create", "render@example.com", "--tier", "api_key")
-    return signer("keys", "create", "--user", "render@example.com", "--name", "render")
 
 
 def _series(base: str, expr: str, start: float, end: float) -> list[dict[str, Any]]:
@@ -226,7 +208,7 @@ def main() -> int:
     with service_stack(
         engine="browser", limits=True, env=env, worker_metrics_port=metrics_port
     ) as stack:
-        key = _issue_key(stack.env)
+        key = issue_key(stack.env, "render@example.com", "api_key")
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES / "recording.yml"), str(RULES / "alerts.yml")],

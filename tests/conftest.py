@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+
+from migrations import DatabaseSettings, migrate
+from tests.postgres_server import PostgresServer, postgres_server
 
 CHROMIUM_HINT = "Chromium not found: run `make test` (installs Debian's chromium as root)"
 
@@ -24,3 +30,28 @@ def require_chromium() -> None:
     # so a CI machine without it cannot pass by testing nothing.
     if not chromium_available():
         pytest.fail(CHROMIUM_HINT)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The test Postgres server (`DATABASE_URL`'s, else a private one): one per session."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def migrated_url(postgres: PostgresServer) -> AsyncIterator[str]:
+    """A fresh database brought up to date as `signer migrate` does, dropped after."""
+    async with postgres.database() as url:
+        await migrate(DatabaseSettings(DATABASE_URL=url))
+        yield url
+
+
+@pytest.fixture
+async def migrated_conn(migrated_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A connection to a fresh migrated database."""
+    connection = await asyncpg.connect(migrated_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()

@@ -21,7 +21,7 @@ from stack.services import free_port
 from tests.postgres_server import postgres_server
 from tests.redis_server import private_redis
 
-__all__ = ["ServiceStack", "get_json", "service_stack"]
+__all__ = ["ServiceStack", "get_json", "issue_key", "run_signer", "service_stack"]
 
 
 @dataclass
@@ -32,6 +32,27 @@ class ServiceStack:
     env: dict[str, str]  # what every process was started with (REDIS_URL, DATABASE_URL...)
     bases: list[str] = field(default_factory=list)  # every API's
     apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def run_signer(env: dict[str, str], *args: str) -> str:
+    """Run `signer ARGS` as a user would (`python -m signer`) with `env`; its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "signer", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"signer {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def issue_key(env: dict[str, str], email: str, tier: str = "free", *options: str) -> str:
+    """Migrate the database of `env`, add the user `email` and issue a key; the key."""
+    run_signer(env, "migrate")
+    run_signer(env, "users", "create", email, "--tier", tier)
+    return run_signer(env, "keys", "create", "--user", email, "--name", "tests", *options)
 
 
 def get_json(url: str) -> tuple[int, dict[str, object]]:

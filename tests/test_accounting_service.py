@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -22,7 +20,7 @@ import asyncpg
 import pytest
 
 from stack.services import PrivatePostgres
-from tests.service_stack import ServiceStack, get_json, service_stack
+from tests.service_stack import ServiceStack, get_json, run_signer, service_stack
 from tests.signer.conftest import FETCH_URL
 
 FREE_PER_MINUTE = 5
@@ -48,28 +46,15 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ServiceStack]:
     with service_stack(apis=2, limits=True, env=LIMITS) as running:
-        _signer(running, "migrate")
+        run_signer(running.env, "migrate")
         yield running
-
-
-def _signer(stack: ServiceStack, *args: str) -> str:
-    """Run `signer ARGS` against the stack's database; its output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "signer", *args],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _new_key(stack: ServiceStack, tier: str = "free", *extra: str) -> dict[str, Any]:
     email = f"user-{time.monotonic_ns()}@example.com"
-    _signer(stack, "users", "create", email, "--tier", tier)
+    run_signer(stack.env, "users", "create", email, "--tier", tier)
     created = json.loads(
-        _signer(stack, "keys", "create", "--user", email, "--name", "t", "--json", *extra)
+        run_signer(stack.env, "keys", "create", "--user", email, "--name", "t", "--json", *extra)
     )
     assert isinstance(created, dict)
     return {"key": created["key"], "prefix": created["record"]["prefix"], "email": email}

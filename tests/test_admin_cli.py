@@ -11,13 +11,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 KEY = re.compile(r"sk_[0-9A-Za-z]{8}_[0-9A-Za-z]{32}")
 
@@ -67,12 +67,6 @@ def fetch(database_url: str, query: str) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(run())
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import statistics
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeAlias
 
@@ -15,26 +14,14 @@ import pytest
 from api import accounts
 from api.apikeys import GeneratedKey, generate_key, key_prefix
 from migrations import DatabaseSettings, migrate
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
 @pytest.fixture
-async def conn(postgres: PostgresServer) -> AsyncIterator[Connection]:
-    async with postgres.database() as url:
-        await migrate(DatabaseSettings(DATABASE_URL=url))
-        connection = await asyncpg.connect(url)
-        try:
-            yield connection
-        finally:
-            await connection.close()
+def conn(migrated_conn: Connection) -> Connection:
+    return migrated_conn
 
 
 async def test_create_and_get_a_user(conn: Connection) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.account_settings import AccountSettings
 from api.admin import admin_routes
 from api.keystore import KeyStore
-from migrations import DatabaseSettings, migrate
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 TOKEN = "admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,22 +31,9 @@ class Backend:
     keystore: KeyStore | None
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
 @pytest.fixture
-async def database_url(postgres: PostgresServer) -> AsyncIterator[str]:
-    async with postgres.database() as url:
-        await migrate(DatabaseSettings(DATABASE_URL=url))
-        yield url
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(database_url, min_size=0, max_size=4) as created:
+async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(migrated_url, min_size=0, max_size=4) as created:
         yield created
 
 
@@ -288,11 +274,11 @@ async def test_usage_report(client: Client, pool: asyncpg.Pool) -> None:
     await error_of(await client.get("/admin/usage?user=x@example.com", headers=AUTH), 404)
 
 
-async def test_no_database_means_503(database_url: str) -> None:
+async def test_no_database_means_503(migrated_url: str) -> None:
     async with serving(Backend(None, None), account_settings()) as client:
         error = await error_of(await client.get("/admin/users", headers=AUTH), 503)
         assert error["type"] == "SERVICE_UNAVAILABLE"
-    closed = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    closed = await asyncpg.create_pool(migrated_url, min_size=0, max_size=1)
     await closed.close()
     async with serving(Backend(closed, None), account_settings()) as client:
         await error_of(await client.get("/admin/users", headers=AUTH), 503)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -20,8 +20,6 @@ from api import accounts
 from api.account_settings import AccountSettings
 from api.apikeys import generate_key, hash_key
 from api.keystore import AccountsUnavailable, KeyRecord, KeyStore
-from migrations import DatabaseSettings, migrate
-from tests.postgres_server import PostgresServer, postgres_server
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -29,22 +27,9 @@ LONG = 60.0  # a TTL no test outlives
 SHORT = 0.4
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
 @pytest.fixture
-async def database_url(postgres: PostgresServer) -> AsyncIterator[str]:
-    async with postgres.database() as url:
-        await migrate(DatabaseSettings(DATABASE_URL=url))
-        yield url
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[Connection]:
-    connection = await asyncpg.connect(database_url)
+async def conn(migrated_url: str) -> AsyncIterator[Connection]:
+    connection = await asyncpg.connect(migrated_url)
     yield connection
     await connection.close()
 
@@ -74,9 +59,9 @@ def queries() -> QueryCount:
 
 
 @pytest.fixture
-async def pool(database_url: str, queries: QueryCount) -> AsyncIterator[asyncpg.Pool]:
+async def pool(migrated_url: str, queries: QueryCount) -> AsyncIterator[asyncpg.Pool]:
     async with asyncpg.create_pool(
-        database_url, min_size=0, max_size=8, init=queries.install
+        migrated_url, min_size=0, max_size=8, init=queries.install
     ) as created:
         yield created
 
@@ -222,9 +207,9 @@ async def test_a_burst_for_one_uncached_key_makes_one_query(
 
 
 @asynccontextmanager
-async def api_keys_locked(database_url: str) -> AsyncIterator[Connection]:
+async def api_keys_locked(migrated_url: str) -> AsyncIterator[Connection]:
     """Hold a lock that makes every key look-up wait, until the block ends."""
-    holder = await asyncpg.connect(database_url)
+    holder = await asyncpg.connect(migrated_url)
     transaction = holder.transaction()
     await transaction.start()
     await holder.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
@@ -244,11 +229,11 @@ async def wait_until_blocked(conn: Connection) -> None:
 
 
 async def test_a_slow_postgres_means_unavailable_for_every_waiter_and_nothing_cached(
-    conn: Connection, pool: asyncpg.Pool, database_url: str, queries: QueryCount
+    conn: Connection, pool: asyncpg.Pool, migrated_url: str, queries: QueryCount
 ) -> None:
     _, key = await new_key(conn)
     store = KeyStore(pool, settings(timeout=0.3))
-    async with api_keys_locked(database_url):
+    async with api_keys_locked(migrated_url):
         started = time.monotonic()
         outcomes = await asyncio.gather(
             *(store.lookup(key) for _ in range(10)), return_exceptions=True
@@ -259,10 +244,10 @@ async def test_a_slow_postgres_means_unavailable_for_every_waiter_and_nothing_ca
     assert await queries.settled() == 2
 
 
-async def test_postgres_down_serves_cached_keys_only(conn: Connection, database_url: str) -> None:
+async def test_postgres_down_serves_cached_keys_only(conn: Connection, migrated_url: str) -> None:
     _, cached_key = await new_key(conn, "ada@example.com")
     _, other_key = await new_key(conn, "bob@example.com")
-    closing = await asyncpg.create_pool(database_url, min_size=0, max_size=2)
+    closing = await asyncpg.create_pool(migrated_url, min_size=0, max_size=2)
     store = KeyStore(closing, settings())
     assert await store.lookup(cached_key) is not None
     await closing.close()
@@ -273,11 +258,11 @@ async def test_postgres_down_serves_cached_keys_only(conn: Connection, database_
 
 
 async def test_a_waiter_giving_up_does_not_cancel_the_others(
-    conn: Connection, pool: asyncpg.Pool, database_url: str, queries: QueryCount
+    conn: Connection, pool: asyncpg.Pool, migrated_url: str, queries: QueryCount
 ) -> None:
     _, key = await new_key(conn)
     store = KeyStore(pool, settings())
-    async with api_keys_locked(database_url):
+    async with api_keys_locked(migrated_url):
         impatient = asyncio.create_task(store.lookup(key))
         patient = asyncio.create_task(store.lookup(key))
         await wait_until_blocked(conn)
@@ -289,11 +274,11 @@ async def test_a_waiter_giving_up_does_not_cancel_the_others(
 
 
 async def test_an_answer_begun_before_forget_is_not_cached(
-    conn: Connection, pool: asyncpg.Pool, database_url: str
+    conn: Connection, pool: asyncpg.Pool, migrated_url: str
 ) -> None:
     info, key = await new_key(conn)
     store = KeyStore(pool, settings())
-    async with api_keys_locked(database_url):
+    async with api_keys_locked(migrated_url):
         in_flight = asyncio.create_task(store.lookup(key))
         await wait_until_blocked(conn)
         store.forget()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -10,25 +9,11 @@ import pytest
 
 from api import accounts
 from api.accounting import QUOTA_TODAY_SQL, quota_use_by_tier
-from migrations import DatabaseSettings, migrate
-from tests.postgres_server import PostgresServer, postgres_server
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture
-async def conn(postgres: PostgresServer) -> AsyncIterator[asyncpg.Connection[Any]]:
-    async with postgres.database() as url:
-        await migrate(DatabaseSettings(DATABASE_URL=url))
-        connection = await asyncpg.connect(url)
-        try:
-            yield connection
-        finally:
-            await connection.close()
+def conn(migrated_conn: asyncpg.Connection[Any]) -> asyncpg.Connection[Any]:
+    return migrated_conn
 
 
 async def _used(conn: asyncpg.Connection[Any], email: str, count: int, days_ago: int = 0) -> None:

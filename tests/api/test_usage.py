@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from api.usage import UsageRow, UsageSettings, UsageWriter
 from migrations.runner import apply_migrations
 from stack.services import free_port
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 WriterFactory: TypeAlias = Callable[..., Awaitable[UsageWriter]]
@@ -60,12 +60,6 @@ async def request_ids(conn: Connection) -> list[str]:
     return [
         r["request_id"] for r in await conn.fetch("SELECT request_id FROM usage_logs ORDER BY id")
     ]
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture

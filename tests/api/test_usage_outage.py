@@ -29,7 +29,7 @@ import pytest
 from api.usage import UsageRow, UsageSettings, UsageWriter
 from migrations.runner import apply_migrations
 from stack.services import PrivatePostgres
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -305,12 +305,6 @@ class CuttingProxy:
             await asyncio.gather(client_to_server(), server_to_client())
         writer.close()
         up_writer.close()
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.mark.parametrize("where", ["answer", "request"])

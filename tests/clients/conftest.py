@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from signer.xbogus import verify_xbogus
-from tests.service_stack import ServiceStack, service_stack
+from tests.service_stack import ServiceStack, issue_key, service_stack
 
 NODE_DIR = Path(__file__).parent / "node"
 NPM_INSTALL = "cd tests/clients/node && npm ci --no-audit --no-fund"
@@ -42,20 +41,7 @@ def sign_server(sign_stack: ServiceStack) -> str:
 def client_key(sign_stack: ServiceStack) -> str:
     """A real API key of the stack, issued with the admin commands as a user would."""
 
-    def signer(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "signer", *args],
-            env=sign_stack.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    signer("migrate")
-    signer("users", "create", "client@example.com")
-    return signer("keys", "create", "--user", "client@example.com", "--name", "client tests")
+    return issue_key(sign_stack.env, "client@example.com")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pytest
 
 from stack.services import free_port
 from tests.ops.live import PROMETHEUS_HINT, LiveStack
-from tests.postgres_server import PostgresServer, postgres_server
 from tests.service_stack import service_stack
 
 # The anonymous budget per minute of the live stack: small, so that the tests' traffic
@@ -34,12 +33,6 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     return _binary("prometheus")
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="package")

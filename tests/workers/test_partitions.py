@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from migrations import apply_migrations_on
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 from workers.partitions import (
     PARTITION_LOCK_KEY,
     PartitionChanges,
@@ -25,12 +25,6 @@ from workers.partitions import (
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
 DAY = date(2026, 11, 23)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture
