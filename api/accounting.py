@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 
 from migrations.runner import migrate
 from migrations.settings import DatabaseSettings
-from workers.partitions import upkeep_partitions
 
 from .access import Accounting
 from .account_settings import AccountSettings
@@ -121,14 +120,10 @@ class AccountingRuntime:
         self.migrated.set()
         while True:
             await asyncio.sleep(PARTITION_UPKEEP_SECONDS)
-            assert self.pool is not None
+            # Through `migrate` (its own connection, no statement timeout): moving a day of
+            # stray rows out of the default partition may take longer than the pool's 5 s.
             try:
-                changes = await upkeep_partitions(
-                    self.pool,
-                    ahead_days=self.database.partition_ahead_days,
-                    retention_days=self.database.usage_retention_days,
-                )
-                for line in changes.describe():
+                for line in await migrate(self.database):
                     log.info("database: %s", line)
             except Exception as error:
                 log.warning("partition upkeep failed (%s); next try in an hour", error)

@@ -299,7 +299,7 @@ async def health(request: web.Request) -> web.Response:
     database_ok = await request.app[ACCOUNTING].database_connected()
     # Signing goes on without Postgres (usage rows wait, cached keys still pass), so a
     # database outage shows here but does not make the service unhealthy.
-    healthy = redis_ok and workers > 0
+    healthy = redis_ok and workers > 0 and request.app[QUEUE].listening
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),

@@ -152,6 +152,9 @@ class KeyStore:
         return len(self._valid) + len(self._refused)
 
     async def _fetch(self, prefix: str, digest: str, generation: int) -> KeyRecord | None:
+        # The answer is as old as the question: a key revoked while a slow query ran must
+        # not stay valid for a whole TTL after it.
+        asked = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 row = await self._pool.fetchrow(_LOOKUP, prefix)
@@ -169,15 +172,15 @@ class KeyStore:
                 per_day=row["per_day"],
             )
         if generation == self._generation:
-            self._remember(digest, record)
+            self._remember(digest, record, asked)
         return record
 
-    def _remember(self, digest: str, record: KeyRecord | None) -> None:
+    def _remember(self, digest: str, record: KeyRecord | None, asked: float) -> None:
         ttl = self._valid_ttl if record is not None else self._refused_ttl
         if ttl <= 0:
             return
         cache = self._valid if record is not None else self._refused
-        cache.put(digest, record, time.monotonic() + ttl)
+        cache.put(digest, record, asked + ttl)
 
     def _finished(self, digest: str, task: asyncio.Task[KeyRecord | None]) -> None:
         if self._in_flight.get(digest) is task:

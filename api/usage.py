@@ -421,6 +421,12 @@ class UsageWriter:
                     self._requeue(after=size)
                     self._lost(conn, unknown.__cause__ or unknown)
                     return False
+                except asyncpg.ForeignKeyViolationError as error:
+                    # A user deleted while the batch was written, not a bad row: the
+                    # retry's EXISTS skips their quota and keeps their usage rows.
+                    self._requeue(after=0)
+                    self._lost(conn, error)
+                    return False
                 except _ROW_ERRORS as error:
                     if size > 1:
                         sizes += [size - size // 2, size // 2]
@@ -526,6 +532,9 @@ class UsageWriter:
             conn.terminate()
             self._set_down(error)
             return False
+        except BaseException:  # cancelled by close(): leave no connection behind
+            conn.terminate()
+            raise
         self._conn = conn
         self._set_up()
         return True

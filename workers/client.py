@@ -19,13 +19,19 @@ from typing import Any
 
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from signer import DeadlineExceeded, SignError, SignRequest, SignResult
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
 from .keys import JOB_FUNCTION, results_channel, workers_key
+from .logs import get_logger
 from .payloads import decode_answer, encode_request
 from .scripts import QueueScripts
+
+log = get_logger("workers.client")
+
+MAX_RESUBSCRIBE_BACKOFF = 2.0  # longest wait between two tries to hear answers again, s
 
 __all__ = ["QueueFull", "QueueState", "QueueUnavailable", "SignOutcome", "SignQueue"]
 
@@ -102,19 +108,24 @@ class SignQueue:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._redis = Redis.from_url(self.settings.redis_url)
+        self._redis = Redis.from_url(self.settings.redis_url, socket_keepalive=True)
         self._scripts = QueueScripts(self._redis, self.settings.prefix)
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel)
+        await pubsub.subscribe(self._channel)  # subscribed before the first job is sent
         self._listener = asyncio.create_task(self._listen(pubsub), name="signer-results")
 
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
         if self._redis is not None:
             await self._redis.aclose()
+
+    @property
+    def listening(self) -> bool:
+        """Whether answers can arrive: the results listener is running."""
+        return self._listener is not None and not self._listener.done()
 
     @property
     def redis(self) -> Redis:
@@ -172,6 +183,8 @@ class SignQueue:
             return SignOutcome(error)
         finally:
             self._waiting.pop(pending.request_id, None)
+            # Still waiting for a slot: nobody wants it signed now (see `_flush`).
+            pending.future.cancel()
         return SignOutcome(
             decode_answer(delivery.answer), delivery.worker_id, delivery.queue_wait_ms
         )
@@ -186,6 +199,9 @@ class SignQueue:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        # Requests whose callers gave up (deadline passed while every slot was busy) go
+        # no further: signing them would only delay the live ones behind them.
+        self._batch = [p for p in self._batch if not p.future.done()]
         while self._batch and self._open < self.settings.max_inflight:
             batch = self._batch[: self.settings.max_batch]
             del self._batch[: self.settings.max_batch]
@@ -246,9 +262,27 @@ class SignQueue:
             raise DeadlineExceeded("no worker signed the request before its deadline") from None
 
     async def _listen(self, pubsub: Any) -> None:
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
+        """Hear answers for as long as the process runs, subscribing again after Redis
+        has gone away (answers published meanwhile are lost: their requests end at their
+        deadlines, as when a worker dies)."""
+        backoff = 0.0
+        while True:
+            try:
+                async for message in pubsub.listen():
+                    backoff = 0.0
+                    self._deliver(message)
+            except (RedisError, OSError) as error:
+                backoff = min(max(backoff * 2, 0.1), MAX_RESUBSCRIBE_BACKOFF)
+                log.warning("results channel lost", error=str(error), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                pubsub = self.redis.pubsub()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.subscribe(self._channel)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "message":
             data = json.loads(message["data"])
             worker_id, queue_wait_ms = data.get("worker"), data.get("queue_wait_ms")
             for request_id, answer in data["answers"].items():

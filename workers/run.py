@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
 import signal
 import sys
 
@@ -16,6 +19,8 @@ from .worker import build_worker
 
 __all__ = ["run_workers", "serve_worker"]
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
 log = get_logger("workers.run")
 
 
@@ -24,9 +29,11 @@ async def serve_worker(
     signer_settings: SignerSettings,
     worker_settings: WorkerSettings | None = None,
     index: int = 0,
-) -> None:
+) -> bool:
     """One worker until SIGTERM or SIGINT; then stop taking jobs, finish those in hand,
-    close the browser. Its metrics are served on the port of process `index`."""
+    close the browser. Its metrics are served on the port of process `index`. False when
+    the worker failed (its browser would not start, say) rather than being stopped, so
+    the process exits non-zero and a supervisor restarts it."""
     worker_settings = worker_settings or WorkerSettings()
     worker = build_worker(queue, signer_settings)
     port = worker_settings.metrics_port_of(index)
@@ -51,26 +58,43 @@ async def serve_worker(
         running.cancel()
         stopping.cancel()
         results = await asyncio.gather(running, stopping, return_exceptions=True)
+        failed = False
         for result in results:
             if isinstance(result, Exception):
+                failed = True
                 log.error("worker failed", worker_id=worker.worker_id, exc_info=result)
         await worker.close()  # the browser closes
+        return not failed
     finally:
         if metrics is not None:
             metrics.close()
 
 
+def _die_with_parent() -> None:
+    """Have Linux send this process SIGTERM when its parent dies (even by SIGKILL), so a
+    worker never outlives the `signer worker` that started it; it then drains as usual."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the parent's SIGTERM still reaches us
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child(index: int) -> None:
+    _die_with_parent()
     configure_logging(LogSettings())
-    asyncio.run(serve_worker(QueueSettings(), SignerSettings(), index=index))
+    if not asyncio.run(serve_worker(QueueSettings(), SignerSettings(), index=index)):
+        sys.exit(1)
 
 
 def run_workers(processes: int) -> int:
     """Run `processes` workers on this host; SIGTERM is passed on to every one of them."""
     configure_logging(LogSettings())
     if processes == 1:
-        asyncio.run(serve_worker(QueueSettings(), SignerSettings()))
-        return 0
+        return 0 if asyncio.run(serve_worker(QueueSettings(), SignerSettings())) else 1
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_child, args=(n,), name=f"signer-worker-{n}")

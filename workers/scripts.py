@@ -39,17 +39,32 @@ redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
 return 1
 """
 
-# KEYS: queue, leases, wake.
-# ARGV: now_ms, limit, lease_until_ms, job prefix, retry prefix, tokens already consumed.
-_TAKE = """
+# Lease times are Redis's own clock (TIME), so hosts whose clocks disagree cannot cut
+# each other's leases short; a caller may pass `now` instead (tests do). Redis 5 and later
+# replicate a script's effects, so reading TIME before writing is allowed.
+_NOW = """
 local now = tonumber(ARGV[1])
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: queue, leases, wake.
+# ARGV: now_ms or '', limit, lease_ms, job prefix, retry prefix, tokens already consumed.
+_TAKE = (
+    _NOW
+    + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
   -- Score 0: the oldest work goes first, its deadline being the nearest.
   redis.call('ZADD', KEYS[1], 0, id)
 end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+-- Every job is due at once (none is deferred), so the queue's order is all that counts:
+-- comparing its scores, set by the producers' clocks, with ours would strand jobs.
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local lease_until = now + tonumber(ARGV[3])
 local taken = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
@@ -60,7 +75,7 @@ for _, id in ipairs(ids) do
     if ttl > 0 then
       redis.call('PEXPIRE', ARGV[5] .. id, ttl)
     end
-    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    redis.call('ZADD', KEYS[2], lease_until, id)
     taken[#taken + 1] = id
     taken[#taken + 1] = job
     taken[#taken + 1] = tries
@@ -76,6 +91,19 @@ if extra > 0 then
 end
 return taken
 """
+)
+
+# KEYS: leases. ARGV: now_ms or '', lease_ms, then the job ids still in hand.
+_RENEW = (
+    _NOW
+    + """
+local lease_until = now + tonumber(ARGV[2])
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', lease_until, ARGV[i])
+end
+return #ARGV - 2
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,7 @@ class QueueScripts:
         self.wake = wake_key(prefix)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._take = redis.register_script(_TAKE)
+        self._renew = redis.register_script(_RENEW)
 
     async def enqueue(
         self, job_id: str, data: bytes, *, due_ms: int, ttl_ms: int, max_depth: int
@@ -110,15 +139,16 @@ class QueueScripts:
         return bool(added)
 
     async def take(
-        self, *, now_ms: int, limit: int, lease_ms: int, tokens_consumed: int
+        self, *, limit: int, lease_ms: int, tokens_consumed: int, now_ms: int | None = None
     ) -> list[TakenJob]:
-        """Lease up to `limit` due jobs until `now_ms + lease_ms`."""
+        """Lease up to `limit` waiting jobs for `lease_ms` (from Redis's clock unless
+        `now_ms` is given), first putting back the jobs of leases that ran out."""
         raw: list[Any] = await self._take(
             keys=[self.queue, self.leases, self.wake],
             args=[
-                now_ms,
+                "" if now_ms is None else now_ms,
                 limit,
-                now_ms + lease_ms,
+                lease_ms,
                 job_key_prefix,
                 retry_key_prefix,
                 tokens_consumed,
@@ -129,10 +159,11 @@ class QueueScripts:
             for i in range(0, len(raw), 3)
         ]
 
-    async def renew(self, job_ids: list[str], until_ms: int) -> None:
-        """Extend the leases of jobs still in hand (XX: a finished job stays finished)."""
+    async def renew(self, job_ids: list[str], lease_ms: int) -> None:
+        """Extend the leases of jobs still in hand by `lease_ms` from now on Redis's clock
+        (XX: a finished job stays finished)."""
         if job_ids:
-            await self.redis.zadd(self.leases, dict.fromkeys(job_ids, until_ms), xx=True)
+            await self._renew(keys=[self.leases], args=["", lease_ms, *job_ids])
 
     async def finish(self, job_id: str, channel: str | None, message: str) -> None:
         """Hand the answers to the caller, end the lease, delete the job: one round trip.

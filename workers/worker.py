@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from arq.jobs import deserialize_job_raw
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
@@ -40,6 +41,8 @@ from .scripts import QueueScripts, TakenJob
 __all__ = ["QueueWorker", "build_worker", "sign_payloads"]
 
 MAX_TRIES = 2  # a job that killed two workers is not handed to a third
+MAX_BACKOFF = 5.0  # longest wait between two looks at a Redis that is away, seconds
+REDIS_READ_MARGIN = 5.0  # seconds a Redis reply may take beyond a blocking call's own wait
 
 log = get_logger("workers.worker")
 
@@ -86,6 +89,7 @@ class QueueWorker:
         self._taking = True
         self._in_hand: dict[str, asyncio.Task[None]] = {}
         self._slot_free = asyncio.Event()
+        self._loop_done = asyncio.Event()
         self._upkeep: asyncio.Task[None] | None = None
         self._lease_ms = int(queue.lease * 1000)
         self.metrics = WorkerMetrics(
@@ -101,42 +105,74 @@ class QueueWorker:
         return self._scripts
 
     async def run(self) -> None:
-        """Start the browser, then take jobs until `drain()` is called."""
-        self._redis = Redis.from_url(self.settings.redis_url)
-        self._scripts = QueueScripts(self._redis, self.settings.prefix)
-        await self.signer.start()
-        await self._beat()
-        log.info(
-            "worker started",
-            worker_id=self.worker_id,
-            engine=self.signer.engine.name,
-            max_jobs=self.settings.max_jobs,
+        """Start the browser, then take jobs until `drain()` is called.
+
+        Redis going away does not end the loop: it waits (backing off up to a few
+        seconds) and carries on when Redis is back; leases held meanwhile may run out,
+        and those jobs are then signed again by whoever takes them first.
+        """
+        # A bound on every socket read: a half-open connection fails instead of hanging
+        # the loop in BLPOP forever (which blocks for at most `safety_poll`).
+        self._redis = Redis.from_url(
+            self.settings.redis_url,
+            socket_keepalive=True,
+            socket_timeout=self.settings.safety_poll + REDIS_READ_MARGIN,
         )
-        self._upkeep = asyncio.create_task(self._keep_alive(), name="worker-upkeep")
-        blpop = cast(Callable[..., Awaitable[Any]], self._redis.blpop)
-        while self._taking:
-            free = self.settings.max_jobs - len(self._in_hand)
-            if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            # redis-py types the timeout as int; Redis itself takes fractional seconds.
-            woken = await blpop([self.scripts.wake], timeout=self.settings.safety_poll)
-            if not self._taking:
-                if woken:  # not ours to take any more: hand the wake-up to another worker
-                    await self._redis.lpush(self.scripts.wake, woken[1])
-                break
-            now_ms = int(time.time() * 1000)
-            jobs = await self.scripts.take(
-                now_ms=now_ms, limit=free, lease_ms=self._lease_ms, tokens_consumed=int(bool(woken))
+        self._scripts = QueueScripts(self._redis, self.settings.prefix)
+        try:
+            await self.signer.start()
+            await self._beat()
+            log.info(
+                "worker started",
+                worker_id=self.worker_id,
+                engine=self.signer.engine.name,
+                max_jobs=self.settings.max_jobs,
             )
-            for job in jobs:
-                task = asyncio.create_task(self._work(job, now_ms), name=job.job_id)
-                self._in_hand[job.job_id] = task
-                task.add_done_callback(self._done)
+            self._upkeep = asyncio.create_task(self._keep_alive(), name="worker-upkeep")
+            backoff = 0.0
+            while self._taking:
+                try:
+                    await self._take_once()
+                    backoff = 0.0
+                except (RedisError, OSError) as error:
+                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF)
+                    log.warning("redis unavailable", error=str(error), retry_in=backoff)
+                    await asyncio.sleep(backoff)
+        finally:
+            self._loop_done.set()
+
+    async def _take_once(self) -> None:
+        """Wait for a wake-up (or the safety poll) and start the jobs there are room for."""
+        assert self._redis is not None
+        free = self.settings.max_jobs - len(self._in_hand)
+        if free <= 0:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+            return
+        # redis-py types the timeout as int; Redis 6 and later take fractional seconds.
+        blpop = cast(Callable[..., Awaitable[Any]], self._redis.blpop)
+        woken = await blpop([self.scripts.wake], timeout=self.settings.safety_poll)
+        if not self._taking:
+            if woken:  # not ours to take any more: hand the wake-up to another worker
+                lpush = cast(Callable[..., Awaitable[Any]], self._redis.lpush)
+                await lpush(self.scripts.wake, woken[1])
+            return
+        jobs = await self.scripts.take(
+            limit=free, lease_ms=self._lease_ms, tokens_consumed=int(bool(woken))
+        )
+        taken_ms = int(time.time() * 1000)
+        for job in jobs:
+            if job.job_id in self._in_hand:
+                # Our own lease ran out (Redis was away) and we took the job back: the
+                # task in hand still answers it.
+                continue
+            task = asyncio.create_task(self._work(job, taken_ms), name=job.job_id)
+            self._in_hand[job.job_id] = task
+            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_hand.pop(task.get_name(), None)
+        if self._in_hand.get(task.get_name()) is task:
+            del self._in_hand[task.get_name()]
         self.jobs_done += 1
         self._slot_free.set()
 
@@ -178,12 +214,18 @@ class QueueWorker:
             "queue_wait_ms": queue_wait_ms,
             "answers": answers,
         }
-        await self.scripts.finish(job.job_id, reply_to, json.dumps(message))
+        try:
+            await self.scripts.finish(job.job_id, reply_to, json.dumps(message))
+        except (RedisError, OSError) as error:
+            # The lease runs out and another take signs the job again.
+            log.warning("answer not delivered", job_id=job.job_id, error=str(error))
+            return
         self.metrics.observe_job(answers, seconds)  # after the answer: it waits for nothing
 
     async def _forget(self, job_id: str) -> None:
         # An unreadable job has nobody to answer: end its lease so it is not retried.
-        await self.scripts.finish(job_id, None, "")
+        with contextlib.suppress(RedisError, OSError):
+            await self.scripts.finish(job_id, None, "")
 
     async def _beat(self) -> None:
         assert self._redis is not None
@@ -194,11 +236,13 @@ class QueueWorker:
         renew_every = self.settings.lease / 4
         last_beat = time.monotonic()
         while True:
-            await asyncio.sleep(renew_every if self._in_hand else HEARTBEAT_SECONDS / 3)
+            # Idle, the heartbeat's pace; a job may arrive meanwhile, so never longer
+            # than its lease allows.
+            idle = min(renew_every, HEARTBEAT_SECONDS / 3)
+            await asyncio.sleep(renew_every if self._in_hand else idle)
             if self._in_hand:
-                until_ms = int(time.time() * 1000) + self._lease_ms
                 with contextlib.suppress(Exception):  # the next round tries again
-                    await self.scripts.renew(list(self._in_hand), until_ms)
+                    await self.scripts.renew(list(self._in_hand), self._lease_ms)
             if self._taking and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                 last_beat = time.monotonic()
                 with contextlib.suppress(Exception):
@@ -211,6 +255,11 @@ class QueueWorker:
         if self._redis is not None:  # it may be stopped before it ever connected
             with contextlib.suppress(Exception):
                 await self._redis.zrem(self._registry, self.worker_id)
+            # A take in flight may still hand us jobs: let the loop end first (it wakes
+            # within `safety_poll`), so that those are waited for too.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.safety_poll + REDIS_READ_MARGIN):
+                    await self._loop_done.wait()
         pending = list(self._in_hand.values())
         log.info("worker draining", worker_id=self.worker_id, jobs_in_hand=len(pending))
         if pending:

@@ -138,9 +138,10 @@ async def test_a_job_held_by_a_dead_worker_is_signed_by_another(
     start = time.monotonic()
     async with running_worker(settings):
         result = await waiting
+        took = time.monotonic() - start
     assert isinstance(result, SignResult)
     # The lease ran out (0.3 s), then the next look at the queue (safety poll 1 s) took it.
-    assert time.monotonic() - start < settings.lease + settings.safety_poll + 0.5
+    assert took < settings.lease + settings.safety_poll + 0.5
 
 
 async def test_a_job_that_killed_two_workers_is_answered_with_an_error(
@@ -173,3 +174,40 @@ async def test_jobs_are_stored_in_arq_format(queue: SignQueue) -> None:
     waiting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await waiting
+
+
+async def _sign_soon(queue: SignQueue, attempts: int = 3) -> SignResult:
+    """Sign, allowing the first tries to fail while connections are re-made."""
+    for _ in range(attempts - 1):
+        try:
+            return await queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 3))
+        except SignError:
+            await asyncio.sleep(0.3)
+    return await queue.sign(SignRequest(FETCH_URL, deadline=time.time() + 3))
+
+
+async def test_answers_arrive_again_after_the_results_channel_is_cut(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    admin = Redis.from_url(queue_settings.redis_url)
+    async with running_worker(queue_settings):
+        await queue.sign(SignRequest(FETCH_URL))
+        assert await admin.client_kill_filter(_type="pubsub") >= 1
+        await asyncio.sleep(0.5)
+        assert queue.listening
+        assert isinstance(await _sign_soon(queue), SignResult)
+    await admin.aclose()
+
+
+async def test_a_worker_carries_on_after_its_connections_are_cut(
+    queue: SignQueue, queue_settings: QueueSettings
+) -> None:
+    admin = Redis.from_url(queue_settings.redis_url)
+    async with running_worker(queue_settings):
+        await queue.sign(SignRequest(FETCH_URL))
+        # Every connection but this one: the worker's BLPOP, the queue's, the listener's.
+        assert await admin.client_kill_filter(_type="normal", skipme=True) >= 2
+        await admin.client_kill_filter(_type="pubsub")
+        await asyncio.sleep(1.5)
+        assert isinstance(await _sign_soon(queue), SignResult)
+    await admin.aclose()
