@@ -18,8 +18,9 @@ replica whatever their hosts' clocks say; a caller may pass `now` instead (the t
 place requests on either side of a boundary). A counter's key names its window and expires
 a few seconds after the window ends.
 
-Requires Redis 5 or later (scripts replicate their effects, so a script may read TIME
-before writing) and, like the queue, one Redis server rather than a cluster.
+Requires Redis 6 or later, as the whole service does (scripts replicate their effects, so
+a script may read TIME before writing) and, like the queue, one Redis server rather than a
+cluster.
 """
 
 from __future__ import annotations
