@@ -24,6 +24,7 @@ from .ratelimit import (
     RateDecision,
     RateLimiter,
     caller_for,
+    ip_identity,
     rate_limit_error,
     rate_limit_headers,
 )
@@ -149,6 +150,18 @@ async def admit(
                 "API keys cannot be checked: this server has no accounts database",
                 retry_after=KEYS_UNAVAILABLE_RETRY_AFTER,
             )
+        limiting = accounting.limiter is not None and accounting.limits.enabled
+        if limiting and not accounting.keystore.knows(raw_key):
+            # A look-up that must ask Postgres is counted per address first, in a budget
+            # of its own, so a flood of made-up keys is refused before the database. A
+            # real key misses the cache about twice a minute per API process.
+            lookups = Caller(
+                "ip",
+                f"key-lookups:{ip_identity(ip)}",
+                per_minute=accounting.limits.key_lookups_per_minute,
+            )
+            await _count(accounting, lookups, access, count=True)
+            access.decision = None  # the answer's headers are the key's own, below
         try:
             key = await accounting.keystore.lookup(raw_key)
         except AccountsUnavailable:

@@ -139,6 +139,17 @@ class KeyStore:
         # Shielded: one caller giving up must not cancel the query the others wait on.
         return await asyncio.shield(task)
 
+    def knows(self, raw_key: str) -> bool:
+        """Whether `lookup` can answer without asking Postgres: a malformed key, an answer
+        cached, or a query for it already on its way."""
+        prefix = key_prefix(raw_key)
+        if prefix is None:
+            return True
+        digest = hash_key(raw_key, self._secret)
+        now = time.monotonic()
+        cached = self._valid.get(digest, now) or self._refused.get(digest, now)
+        return cached is not None or digest in self._in_flight
+
     def forget(self) -> None:
         """Drop every cached answer, so a revocation made here takes effect at once."""
         self._valid.clear()

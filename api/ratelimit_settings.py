@@ -35,6 +35,12 @@ class RateLimitSettings(BaseSettings):
     free_per_hour: int | None = Field(
         None, ge=0, description="Requests per UTC hour for a free account, all its keys together."
     )
+    key_lookups_per_minute: int | None = Field(
+        60,
+        ge=1,
+        description="Look-ups of keys not in an API process's cache, per client address and "
+        "UTC minute: each asks Postgres, so made-up keys past this get 429 before it.",
+    )
     free_per_day: int | None = Field(
         5000, ge=0, description="Requests per UTC day for a free account, all its keys together."
     )

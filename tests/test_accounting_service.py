@@ -25,6 +25,7 @@ from tests.signer.conftest import FETCH_URL
 
 FREE_PER_MINUTE = 5
 ANONYMOUS_PER_MINUTE = 3
+KEY_LOOKUPS_PER_MINUTE = 20
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36"
@@ -34,6 +35,9 @@ LIMITS = {
     "SIGNER_LIMIT_FREE_PER_DAY": "none",
     "SIGNER_LIMIT_ANONYMOUS_PER_MINUTE": str(ANONYMOUS_PER_MINUTE),
     "SIGNER_LIMIT_ANONYMOUS_PER_DAY": "none",
+    "SIGNER_LIMIT_KEY_LOOKUPS_PER_MINUTE": str(KEY_LOOKUPS_PER_MINUTE),
+    "SIGNER_API_TRUST_FORWARDED_FOR": "true",
+    "SIGNER_KEY_NEGATIVE_TTL": "60",  # a refused key stays cached for the whole test
     "SIGNER_USAGE_FLUSH_INTERVAL_SECONDS": "0.1",
 }
 # TikTokLive 6.6 imports websockets' deprecated legacy API: not ours to fix.
@@ -115,6 +119,24 @@ def test_unknown_key_is_refused_in_each_dialect(stack: ServiceStack) -> None:
     assert caught.value.code == 401
     assert error["status"] == "error"
     assert error["error"]["type"] == "AUTHENTICATION_ERROR"
+
+
+def test_made_up_keys_meet_the_address_limit_before_the_database(stack: ServiceStack) -> None:
+    # Each key not in the cache costs a Postgres query: they are counted per address, in
+    # a budget of their own.
+    # From an address of its own (the APIs trust X-Forwarded-For here), so the other
+    # tests' new keys keep their budget.
+    address = {"X-Forwarded-For": "192.0.2.77"}
+    _away_from_minute_edge()
+    statuses = [
+        _request(_sign_url(stack.base, f"sk_Made{n:04d}_" + "y" * 32), address)[0]
+        for n in range(KEY_LOOKUPS_PER_MINUTE + 2)
+    ]
+    assert statuses == [401] * KEY_LOOKUPS_PER_MINUTE + [429, 429]
+    _, _, body = _request(_sign_url(stack.base, "sk_MadeLast_" + "y" * 32), address)
+    assert body["limit_label"] == "rate_limit_ip_minute"
+    # A key already looked up is answered from the cache: no budget needed.
+    assert _request(_sign_url(stack.base, "sk_Made0000_" + "y" * 32), address)[0] == 401
 
 
 def test_free_key_limit_is_exact_and_shared_by_two_apis(stack: ServiceStack) -> None:
