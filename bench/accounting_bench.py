@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import subprocess
@@ -38,11 +37,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from load import percentiles, signed_url_for  # noqa: E402
-from stack_bench import _free_port, _machine, _stop, _wait_for_workers  # noqa: E402
+from report import machine, write_results  # noqa: E402
+from stack_bench import stop_process  # noqa: E402
 
+from stack.services import free_port  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
-from tests.service_stack import issue_key  # noqa: E402
+from tests.service_stack import issue_key, wait_for_workers  # noqa: E402
 
 
 async def _timed(session: aiohttp.ClientSession, url: str) -> tuple[float, int]:
@@ -86,7 +87,7 @@ def main() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     report: dict[str, Any] = {
         "started": started.isoformat(),
-        "machine": _machine(),
+        "machine": machine(),
         "args": vars(args),
     }
     with private_redis() as redis_url, postgres_server() as postgres:
@@ -113,7 +114,7 @@ def main() -> int:
                     )
                 )
 
-            ports = {"open": _free_port(), "keyed": _free_port()}
+            ports = {"open": free_port(), "keyed": free_port()}
             spawn("worker", {}, "worker")
             spawn("open", {"SIGNER_LIMIT_ENABLED": "false"}, "api", "--port", str(ports["open"]))
             keyed = {
@@ -124,11 +125,11 @@ def main() -> int:
             spawn("keyed", keyed, "api", "--port", str(ports["keyed"]))
             bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
             for base in bases.values():
-                _wait_for_workers(base, 1)
+                wait_for_workers(base, 1, timeout=90)
             report["results"] = asyncio.run(_pairs(bases, key, args.pairs, args.warmup))
         finally:
             for process in processes:
-                _stop(process)
+                stop_process(process)
             asyncio.run(postgres.drop(database_url))
     results = report["results"]
     delta = results["keyed"]["p50_ms"] - results["open"]["p50_ms"]
@@ -142,10 +143,7 @@ def main() -> int:
         )
     verdict = "met" if delta <= 0.5 else "missed"
     print(f"keys and limits on add {delta:+.2f} ms to the p50 (target <= 0.5 ms): {verdict}")
-    out_dir = Path(__file__).parent / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"accounting-{int(started.timestamp())}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results("accounting", report, started.timestamp())
     print(f"written to {out}  (logs in {logs})")
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -31,8 +30,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from load import percentiles  # noqa: E402
-from stack_bench import _free_port, _machine  # noqa: E402
+from report import machine, write_results  # noqa: E402
 
+from stack.services import free_port  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 
 
@@ -50,7 +50,7 @@ async def _http(samples: int) -> dict[str, float]:
     app.router.add_get("/", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -116,17 +116,14 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
     started = datetime.now(UTC)
-    report: dict[str, Any] = {"started": started.isoformat(), "machine": _machine()}
+    report: dict[str, Any] = {"started": started.isoformat(), "machine": machine()}
     with private_redis() as url:
         hops = {"http_exchange": asyncio.run(_http(args.samples))}
         hops |= asyncio.run(_redis(url, args.samples))
     report["hops"] = hops
     for name, figures in hops.items():
         print(f"{name:28} p50 {figures['p50_ms']:.3f} ms  p99 {figures['p99_ms']:.3f} ms")
-    out = Path(__file__).parent / "results" / f"hops-{int(started.timestamp())}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {out}")
+    print(f"written to {write_results('hops', report, started.timestamp())}")
     return 0
 
 

@@ -16,8 +16,9 @@ import platform
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from report import write_results
 
 from signer import Signer, SignerSettings, SignRequest, SignResult
 from signer.browser import BrowserEngine
@@ -154,10 +155,7 @@ async def main() -> None:
     report["native_xbogus_per_second"] = _xbogus_per_second(3.0)
 
     print(json.dumps(report, indent=2))
-    out = Path(__file__).parent / "results" / f"sign-{int(time.time())}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"written to {out}")
+    print(f"written to {write_results('sign', report)}")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -39,10 +35,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from load import format_summary, run_load  # noqa: E402
+from report import machine, write_results  # noqa: E402
 
 from signer.browser.procs import descendants  # noqa: E402
+from stack.services import free_port  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
+from tests.service_stack import wait_for_workers  # noqa: E402
 
 T = TypeVar("T")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,14 +50,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # --- processes ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> int | None:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> int | None:
     """SIGTERM, then wait; SIGKILL only if it will not stop. Returns the exit code."""
     if process is None:
         return None
@@ -72,31 +64,6 @@ def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> int
     return process.returncode
 
 
-def _health(base: str) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
-            body: dict[str, Any] = json.loads(response.read())
-            return body
-    except urllib.error.HTTPError as error:
-        failed: dict[str, Any] = json.loads(error.read())
-        return failed
-
-
-def _wait_for_workers(base: str, count: int, timeout: float = 90.0) -> float:
-    """Poll GET /health until it reports `count` workers; returns the seconds it took."""
-    started = time.monotonic()
-    health: dict[str, Any] = {}
-    while time.monotonic() - started < timeout:
-        try:
-            health = _health(base)
-            if health.get("workers") == count:
-                return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the stack did not report {count} workers in {timeout} s: {health}")
-
-
 class Stack:
     """One API process and one `signer worker --processes N` on a private Redis and a
     fresh Postgres database (usage rows are written as in production; rate limits are
@@ -105,7 +72,7 @@ class Stack:
     def __init__(self, redis_url: str, logs: Path, database_url: str) -> None:
         self.redis_url = redis_url
         self.logs = logs
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = dict(
             os.environ,
@@ -136,18 +103,18 @@ class Stack:
     def start_workers(self, processes: int) -> float:
         """(Re)start the workers with `processes` processes; seconds until all are healthy."""
         if self.workers is not None:
-            code = _stop(self.workers)
+            code = stop_process(self.workers)
             self.exit_codes[f"workers-{self.worker_processes}"] = code
             # Registry entries of stopped workers are removed on drain; make sure health
             # then counts only the new ones.
-            _wait_for_workers(self.base, 0, timeout=30)
+            wait_for_workers(self.base, 0)
         self.workers = self._spawn(f"workers-{processes}", "worker", "--processes", str(processes))
         self.worker_processes = processes
-        return _wait_for_workers(self.base, processes)
+        return wait_for_workers(self.base, processes, timeout=90)
 
     def stop(self) -> None:
-        self.exit_codes[f"workers-{self.worker_processes}"] = _stop(self.workers)
-        self.exit_codes["api"] = _stop(self.api)
+        self.exit_codes[f"workers-{self.worker_processes}"] = stop_process(self.workers)
+        self.exit_codes["api"] = stop_process(self.api)
         self.workers = self.api = None
 
 
@@ -350,16 +317,6 @@ async def _warm(stack: Stack, route: str, offset: int) -> None:
     )
 
 
-def _machine() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
-        "engine": os.environ.get("SIGNER_ENGINE", "browser"),
-    }
-
-
 async def _bench(args: argparse.Namespace, stack: Stack, redis_pid: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     stack.start_api()
@@ -491,7 +448,7 @@ def main() -> int:
     started = datetime.now(UTC)
     report: dict[str, Any] = {
         "started": started.isoformat(),
-        "machine": _machine(),
+        "machine": machine(),
         "args": vars(args),
     }
     logs = Path(tempfile.mkdtemp(prefix="stack-bench-"))
@@ -514,11 +471,7 @@ def main() -> int:
     for objective, measured, verdict in _verdicts(report):
         print(f"{objective} | {measured} | {verdict}")
     print(f"exit codes: {report['exit_codes']}  (logs in {logs})")
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    out = results / f"stack-{int(started.timestamp())}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {out}")
+    print(f"written to {write_results('stack', report, started.timestamp())}")
     return 0
 
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -46,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
+from report import machine, write_results  # noqa: E402
 
 from api.usage import UsageRow, UsageSettings, UsageWriter  # noqa: E402
 from migrations.runner import migrate  # noqa: E402
@@ -315,12 +314,7 @@ def main() -> int:
     started = datetime.now(UTC)
     report: dict[str, Any] = {
         "started": started.isoformat(),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "loadavg_at_start": os.getloadavg(),
-        },
+        "machine": machine(),
         "args": vars(args),
         "settings": UsageSettings().model_dump(),
     }
@@ -356,11 +350,7 @@ def main() -> int:
         verdict = "met" if met and args.rate >= 10_000 else "missed"
         report["verdict_10k_rows_per_s"] = verdict
         print(f"objective: sustains 10,000 rows/s -> {verdict} (at {args.rate:,} rows/s)")
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    out = results / f"usage-{int(started.timestamp())}.json"
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"written to {out}")
+    print(f"written to {write_results('usage', report, started.timestamp())}")
     return 0
 
 

@@ -21,7 +21,14 @@ from stack.services import free_port
 from tests.postgres_server import postgres_server
 from tests.redis_server import private_redis
 
-__all__ = ["ServiceStack", "get_json", "issue_key", "run_signer", "service_stack"]
+__all__ = [
+    "ServiceStack",
+    "get_json",
+    "issue_key",
+    "run_signer",
+    "service_stack",
+    "wait_for_workers",
+]
 
 
 @dataclass
@@ -64,18 +71,20 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read())
 
 
-def _wait_for_workers(base: str, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for_workers(base: str, count: int, timeout: float = 30.0) -> float:
+    """Poll `GET /health` until it reports `count` workers (0 too, after a stop); the
+    seconds it took."""
+    started = time.monotonic()
     health: dict[str, object] = {}
-    while time.monotonic() < deadline:
+    while time.monotonic() - started < timeout:
         try:
-            status, health = get_json(f"{base}/health")
-            if status == 200 and health["workers"] == count:
-                return
+            _, health = get_json(f"{base}/health")
+            if health.get("workers") == count:
+                return time.monotonic() - started
         except OSError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"the stack did not report {count} workers: {health}")
+    raise AssertionError(f"the stack did not report {count} workers in {timeout} s: {health}")
 
 
 @contextmanager
@@ -123,7 +132,7 @@ def service_stack(
         try:
             bases = [f"http://127.0.0.1:{port}" for port in ports]
             for base in bases:
-                _wait_for_workers(base, processes, timeout=30)
+                wait_for_workers(base, processes)
             yield ServiceStack(bases[0], servers[0], workers, environment, bases, servers)
         finally:
             for process in (*servers, workers):
