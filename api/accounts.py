@@ -21,7 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 from migrations import migration_files
 
 from .apikeys import generate_key, hash_key, prefix_named_by
-from .keystore import Tier
+from .keystore import TIERS, Tier, as_tier
 
 __all__ = [
     "MAX_REPORT_DAYS",
@@ -49,7 +49,6 @@ __all__ = [
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
-TIERS: tuple[Tier, ...] = ("free", "api_key")
 MAX_REPORT_DAYS = 366
 MAX_EMAIL_LENGTH = 254
 MAX_KEY_NAME_LENGTH = 200
@@ -168,9 +167,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _tier(value: object) -> Tier:
-    for tier in TIERS:
-        if value == tier:
-            return tier
+    tier = as_tier(value)
+    if tier is not None:
+        return tier
     raise InvalidInput(f"tier must be one of {', '.join(TIERS)}, not {value!r}")
 
 

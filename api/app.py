@@ -78,6 +78,20 @@ class RequestTrace:
     target: str = ""
     outcome: SignOutcome | None = None
 
+    @property
+    def worker_id(self) -> str | None:
+        return self.outcome.worker_id if self.outcome is not None else None
+
+    @property
+    def queue_wait_ms(self) -> float | None:
+        return self.outcome.queue_wait_ms if self.outcome is not None else None
+
+    @property
+    def profile(self) -> str | None:
+        """The signing profile, when the request was signed."""
+        result = self.outcome.result if self.outcome is not None else None
+        return result.profile if isinstance(result, SignResult) else None
+
 
 TRACE = web.RequestKey("trace", RequestTrace)
 
@@ -182,8 +196,6 @@ def _log_request(
     """The request's one log line. A key appears only as its prefix, and only when it is
     shaped like one of ours (a refused key's prefix included: it says whose it was)."""
     key = trace.access.key
-    outcome = trace.outcome
-    result = outcome.result if outcome is not None else None
     emit = requests_log.info if status < 500 else requests_log.warning
     emit(
         "request",
@@ -195,9 +207,9 @@ def _log_request(
         status=status,
         error_type=error.type if error is not None else None,
         latency_ms=round(elapsed * 1000, 3),
-        queue_wait_ms=outcome.queue_wait_ms if outcome is not None else None,
-        worker_id=outcome.worker_id if outcome is not None else None,
-        profile=result.profile if isinstance(result, SignResult) else None,
+        queue_wait_ms=trace.queue_wait_ms,
+        worker_id=trace.worker_id,
+        profile=trace.profile,
         key_prefix=key.prefix if key is not None else key_prefix(raw_key) if raw_key else None,
         client_ip=trace.client_ip or None,
     )
@@ -212,8 +224,6 @@ def _usage_row(
     elapsed: float,
 ) -> UsageRow:
     key = trace.access.key
-    outcome = trace.outcome
-    result = outcome.result if outcome is not None else None
     return UsageRow(
         created_at=datetime.now(UTC),
         request_id=trace.request_id,
@@ -229,9 +239,9 @@ def _usage_row(
         client_ip=trace.client_ip or None,
         error_type=error.type if error is not None else None,
         error_message=error.message[:MAX_LOGGED_MESSAGE] if error is not None else None,
-        queue_wait_ms=outcome.queue_wait_ms if outcome is not None else None,
-        worker_id=outcome.worker_id if outcome is not None else None,
-        profile=result.profile if isinstance(result, SignResult) else None,
+        queue_wait_ms=trace.queue_wait_ms,
+        worker_id=trace.worker_id,
+        profile=trace.profile,
     )
 
 

@@ -25,11 +25,12 @@ import asyncpg
 from .account_settings import AccountSettings
 from .apikeys import hash_key, key_prefix
 
-__all__ = ["AccountsUnavailable", "KeyRecord", "KeyStore", "Tier"]
+__all__ = ["TIERS", "AccountsUnavailable", "KeyRecord", "KeyStore", "Tier", "as_tier"]
 
 log = logging.getLogger(__name__)
 
 Tier = Literal["free", "api_key"]
+TIERS: tuple[Tier, ...] = ("free", "api_key")
 
 # Bounds on memory: real keys are few, but an attacker can send any number of bad ones.
 MAX_VALID_ENTRIES = 100_000
@@ -95,10 +96,17 @@ class _TtlCache:
         return len(self._entries)
 
 
+def as_tier(value: object) -> Tier | None:
+    """`value` as a tier, or None when it names none."""
+    for tier in TIERS:
+        if value == tier:
+            return tier
+    return None
+
+
 def _tier(value: str) -> Tier:
-    if value == "api_key":
-        return "api_key"
-    return "free"
+    # The table's CHECK admits only the tiers; anything else is treated as the lower one.
+    return as_tier(value) or "free"
 
 
 class KeyStore:
