@@ -131,12 +131,10 @@ class KeyStore:
         Raises `AccountsUnavailable` when the answer is not cached and Postgres cannot be
         asked (down, or slower than `SIGNER_KEY_LOOKUP_TIMEOUT`).
         """
-        prefix = key_prefix(raw_key)
-        if prefix is None:
+        found = self._find(raw_key)
+        if found is None:
             return None
-        digest = hash_key(raw_key, self._secret)
-        now = time.monotonic()
-        cached = self._valid.get(digest, now) or self._refused.get(digest, now)
+        prefix, digest, cached = found
         if cached is not None:
             return cached.record
         task = self._in_flight.get(digest)
@@ -150,13 +148,20 @@ class KeyStore:
     def knows(self, raw_key: str) -> bool:
         """Whether `lookup` can answer without asking Postgres: a malformed key, an answer
         cached, or a query for it already on its way."""
+        found = self._find(raw_key)
+        if found is None:
+            return True
+        _, digest, cached = found
+        return cached is not None or digest in self._in_flight
+
+    def _find(self, raw_key: str) -> tuple[str, str, _Cached | None] | None:
+        """The key's prefix, digest and cached answer; None for a malformed key."""
         prefix = key_prefix(raw_key)
         if prefix is None:
-            return True
+            return None
         digest = hash_key(raw_key, self._secret)
         now = time.monotonic()
-        cached = self._valid.get(digest, now) or self._refused.get(digest, now)
-        return cached is not None or digest in self._in_flight
+        return prefix, digest, self._valid.get(digest, now) or self._refused.get(digest, now)
 
     def forget(self) -> None:
         """Drop every cached answer, so a revocation made here takes effect at once."""
