@@ -99,7 +99,6 @@ class SignQueue:
         self._batch: list[_Pending] = []
         self._submissions: set[asyncio.Task[None]] = set()
         self._open_jobs: dict[str, asyncio.TimerHandle] = {}
-        self._open = 0
         self._flush_scheduled = False
         self.jobs_submitted = 0
         self.requests_submitted = 0
@@ -189,11 +188,15 @@ class SignQueue:
             decode_answer(delivery.answer), delivery.worker_id, delivery.queue_wait_ms
         )
 
+    def _has_slot(self) -> bool:
+        """Whether fewer than `max_inflight` jobs are out (each holds a timer until done)."""
+        return len(self._open_jobs) < self.settings.max_inflight
+
     def _schedule_flush(self) -> None:
         # A free slot sends at the end of this loop turn; with every slot busy, requests
         # gather until a job comes back, so under load each job carries a big batch and
         # the queue's per-job cost is shared. An idle process sends each request at once.
-        if self._batch and not self._flush_scheduled and self._open < self.settings.max_inflight:
+        if self._batch and not self._flush_scheduled and self._has_slot():
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -202,11 +205,10 @@ class SignQueue:
         # Requests whose callers gave up (deadline passed while every slot was busy) go
         # no further: signing them would only delay the live ones behind them.
         self._batch = [p for p in self._batch if not p.future.done()]
-        while self._batch and self._open < self.settings.max_inflight:
+        while self._batch and self._has_slot():
             batch = self._batch[: self.settings.max_batch]
             del self._batch[: self.settings.max_batch]
             job_id = uuid.uuid4().hex
-            self._open += 1
             deadline = max(p.request.deadline or 0.0 for p in batch)
             # Should the answer never come (a worker died), the slot frees at the deadline.
             delay = max(deadline - time.time(), 0) + 0.1
@@ -222,7 +224,6 @@ class SignQueue:
         if timer is None:
             return
         timer.cancel()
-        self._open -= 1
         self._schedule_flush()
 
     async def _submit(self, job_id: str, batch: list[_Pending], deadline: float) -> None:
