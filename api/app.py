@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from signer import SignError, SignResult
 from workers import SignOutcome, SignQueue
@@ -54,7 +56,7 @@ from .parsing import (
 from .ratelimit import rate_limits_body
 from .usage import UsageRow
 
-__all__ = ["ACCOUNTING", "QUEUE", "create_app"]
+__all__ = ["ACCOUNTING", "QUEUE", "create_app", "unrouted_error_response"]
 
 log = logging.getLogger(__name__)
 requests_log = get_logger("api.requests")
@@ -96,6 +98,8 @@ class RequestTrace:
 TRACE = web.RequestKey("trace", RequestTrace)
 
 Dialect = Literal["eulerstream", "structured"]
+# Each route's path and dialect, for answers given before routing (see api/server.py).
+DIALECTS = web.AppKey("dialects", dict[str, Dialect])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _CORS_HEADERS = {
@@ -118,6 +122,16 @@ def _error_response(error: ApiError, dialect: Dialect) -> web.Response:
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     response.headers.update(error.headers)
+    return response
+
+
+def unrouted_error_response(
+    app: web.Application, path: str | None, error: ApiError
+) -> web.Response:
+    """The answer to a request refused before routing (by the HTTP parser): in the dialect
+    of the route `path` names, structured when it names none or could not be read."""
+    response = _error_response(error, app[DIALECTS].get(path or "", "structured"))
+    response.headers.update(_CORS_HEADERS)
     return response
 
 
@@ -196,7 +210,10 @@ def _log_request(
     """The request's one log line. A key appears only as its prefix, and only when it is
     shaped like one of ours (a refused key's prefix included: it says whose it was)."""
     key = trace.access.key
-    emit = requests_log.info if status < 500 else requests_log.warning
+    # /health's 503 reports a state (no worker yet), polled by `signer up` and probes
+    # while workers warm: not a failure to warn about.
+    failed = status >= 500 and route != "health"
+    emit = requests_log.warning if failed else requests_log.info
     emit(
         "request",
         request_id=trace.request_id,
@@ -246,9 +263,14 @@ def _usage_row(
 
 
 def _target(url: str) -> str:
-    """The signed URL's host and path: enough to tell rooms and endpoints apart, no query."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or ''}{parts.path}"[:MAX_LOGGED_MESSAGE]
+    """The signed URL's host and path: enough to tell rooms and endpoints apart, no query.
+    Never raises: it runs on whatever the caller sent, before the core has judged it."""
+    try:
+        parts = urlsplit(url)
+        target = f"{parts.hostname or ''}{parts.path}"
+    except ValueError:  # e.g. `https://[www.tiktok.com]/`
+        target = url.partition("?")[0]
+    return target[:MAX_LOGGED_MESSAGE]
 
 
 async def _signed(request: web.Request, parsed: ParsedSign) -> SignResult:
@@ -306,17 +328,22 @@ async def health(request: web.Request) -> web.Response:
     state = await request.app[METRICS].refresh_queue(request.app[QUEUE])
     redis_ok = state is not None
     workers, depth = (state.workers, state.ready) if state is not None else (0, 0)
+    expected = state.expected if state is not None else 0
     database_ok = await request.app[ACCOUNTING].database_connected()
     # Signing goes on without Postgres (usage rows wait, cached keys still pass), so a
     # database outage shows here but does not make the service unhealthy.
     healthy = redis_ok and workers > 0 and request.app[QUEUE].listening
+    # Fewer workers than their supervisors run (one died and is being restarted) is
+    # "degraded" with a 200: this API still signs, so a load balancer must keep it.
+    status = "unhealthy" if not healthy else "degraded" if workers < expected else "healthy"
     body = {
-        "status": "healthy" if healthy else "unhealthy",
+        "status": status,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "signature_generator_ready": workers > 0,
         "database_connected": database_ok,
         "redis_connected": redis_ok,
         "workers": workers,
+        "workers_expected": expected,
         "queue_depth": depth,
     }
     return web.json_response(body, status=200 if healthy else 503)
@@ -342,7 +369,47 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 async def not_found(request: web.Request) -> web.Response:
+    """A request no route takes: 405 with `Allow` when the path exists, else 404."""
+    unrouted = request.match_info.http_exception
+    if isinstance(unrouted, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted({*unrouted.allowed_methods, "OPTIONS"}))
+        error = ApiError(
+            405,
+            "VALIDATION_ERROR",
+            f"{request.path} does not take {request.method}; it takes {allowed}",
+        )
+        error.headers["Allow"] = allowed
+        raise error
     raise ApiError(404, "VALIDATION_ERROR", f"no route {request.method} {request.path}")
+
+
+_UNROUTED = _route("unknown", "structured", not_found)
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+
+
+@web.middleware
+async def routing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What the route table cannot say: merged slashes, CORS preflight, 404 and 405.
+
+    TikTok-Live-Connector 2.x joins `SIGN_API_URL=http://host/` and `/tiktok/sign_url`
+    into `//tiktok/sign_url`. A redirect would turn a client's POST into a GET (or lose
+    its body), so the request is served in place on the merged path instead: aiohttp
+    resolves the route again for the clone (its `_handle`, as `normalize_path_middleware`
+    resolves a candidate path, but answering rather than redirecting).
+    """
+    path = request.rel_url.raw_path
+    if "//" in path:
+        merged = URL.build(
+            path=_REPEATED_SLASHES.sub("/", path),
+            query_string=request.rel_url.raw_query_string,
+            encoded=True,
+        )
+        return await request.app._handle(request.clone(rel_url=merged))
+    if request.method == "OPTIONS":
+        return await preflight(request)
+    if request.match_info.http_exception is not None:
+        return await _UNROUTED(request)
+    return await handler(request)
 
 
 def create_app(
@@ -350,10 +417,11 @@ def create_app(
 ) -> web.Application:
     """The application, signing through `queue`; keys, limits and usage as `accounting`
     says (all off when None). The caller starts and closes what it passes in."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[routing])
     app[QUEUE] = queue
     app[METRICS] = metrics or ApiMetrics()
     app[ACCOUNTING] = accounting or Accounting()
+    app[DIALECTS] = {}
     signing: list[tuple[str, str, str, Dialect, Handler]] = [
         ("GET", "/webcast/sign_url", "sign_url_v1", "eulerstream", sign_url_get),
         ("POST", "/webcast/sign_url", "sign_url_v2", "eulerstream", sign_url_post),
@@ -371,10 +439,11 @@ def create_app(
     ]
     for method, path, name, dialect, handler in signing:
         app.router.add_route(method, path, _route(name, dialect, handler, metered=True))
+        app[DIALECTS][path] = dialect
     for method, path, name, dialect, handler in others:
         app.router.add_route(method, path, _route(name, dialect, handler))
-    # Before the catch-all below; the admin handlers write their own bodies and headers.
-    app.add_routes(admin_routes(app[ACCOUNTING], app[ACCOUNTING].accounts))
-    app.router.add_route("OPTIONS", "/{tail:.*}", preflight)
-    app.router.add_route("*", "/{tail:.*}", _route("unknown", "structured", not_found))
+        app[DIALECTS][path] = dialect
+    # The admin handlers write their own bodies and headers. No catch-all route: `routing`
+    # answers OPTIONS, unknown paths (404) and unserved methods (405 with `Allow`).
+    app.add_routes(admin_routes(app[ACCOUNTING], app[ACCOUNTING].accounts, app[METRICS].registry))
     return app

@@ -1,12 +1,26 @@
-"""The service described as an OpenAPI 3.1 document, and a docs page that needs no CDN."""
+"""The service described as an OpenAPI 3.1 document, and a docs page that needs no CDN.
+
+Request schemas are built from the parser's own `FieldSpec` tables (api/parsing.py), so
+what the document accepts is what the service accepts: required fields, lengths,
+patterns, enums and nulls come from the same definitions that validate requests.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any, get_args
 
+from . import accounts
 from .errors import ErrorType
-from .parsing import MAX_BODY_BYTES
+from .parsing import (
+    MAX_BODY_BYTES,
+    OWN_FIELDS,
+    SIGNATURE_FIELDS,
+    URL_FIELD,
+    V1_QUERY,
+    V2_FIELDS,
+    FieldSpec,
+)
 
 __all__ = ["OPENAPI_VERSION", "docs_html", "openapi_document"]
 
@@ -47,6 +61,7 @@ def _errors(error_schema: str, statuses: tuple[int, ...]) -> dict[str, Any]:
         400: "Invalid request: malformed body, missing `url`, or a URL that cannot be signed.",
         401: "Missing or invalid API key.",
         413: f"Body larger than {MAX_BODY_BYTES} bytes.",
+        414: "Request line too long; send long URLs by POST.",
         415: "Unsupported content type.",
         429: "Rate limit reached; see `Retry-After` and `limit_label`.",
         500: "A produced signature failed its self-check; nothing is returned.",
@@ -87,23 +102,37 @@ _NAVIGATOR = _object(
     ],
 )
 
-_URL = _string("The unsigned TikTok URL; its host must be on the allowed list.")
-_USER_AGENT = _string("User-Agent the client will send; the profile is matched to it.")
 
-_V2_REQUEST = _object(
-    {
-        "url": _URL,
-        "userAgent": _USER_AGENT,
-        "method": _string("HTTP method of the signed request.", default="GET"),
-        "type": _string("How the client sends it.", enum=["xhr", "fetch"]),
-        "payload": _string("Body of the signed request, if any."),
-        "sessionId": _string("Passed through."),
-        "ttTargetIdc": _string("Passed through."),
-        "ttwid": _string("Passed through."),
-        "includeVerifyFp": {"type": "boolean", "default": True},
-    },
-    ["url"],
-)
+def field_schema(spec: FieldSpec, *, nullable: bool = True) -> Schema:
+    """The JSON Schema of one parser field; null is allowed where the parser reads it as
+    absent (clients send null for unset fields)."""
+    kind: Any = [spec.kind, "null"] if nullable else spec.kind
+    schema: Schema = {"type": kind, "description": spec.description}
+    if spec.enum:
+        schema["enum"] = [*spec.enum, None] if nullable else list(spec.enum)
+    if spec.pattern is not None:
+        schema["pattern"] = spec.pattern
+    if spec.min_length is not None:
+        schema["minLength"] = spec.min_length
+    if spec.max_length is not None:
+        schema["maxLength"] = spec.max_length
+    if spec.default is not None:
+        schema["default"] = spec.default
+    if spec.kind == "string" and not spec.text:
+        # Anything but a lone surrogate, which JSON can spell but UTF-8 cannot carry.
+        schema["pattern"] = "^[^\\uD800-\\uDFFF]*$"
+    return schema
+
+
+def fields_schema(specs: tuple[FieldSpec, ...], required: tuple[str, ...] = ()) -> Schema:
+    """An object of `specs`; a required field may not be null or empty."""
+    properties = {
+        spec.name: field_schema(spec, nullable=spec.name not in required) for spec in specs
+    }
+    return _object(properties, list(required))
+
+
+_V2_REQUEST = fields_schema(V2_FIELDS, ("url",))
 
 _SCHEMAS: dict[str, Schema] = {
     "Navigator": _NAVIGATOR,
@@ -171,7 +200,7 @@ _SCHEMAS: dict[str, Schema] = {
         },
         ["code", "message", "response"],
     ),
-    "SignatureRequest": _object({"url": _URL, "userAgent": _USER_AGENT}, ["url"]),
+    "SignatureRequest": fields_schema(SIGNATURE_FIELDS, ("url",)),
     "SignatureResponse": _object(
         {
             "status": {"type": "string", "const": "ok"},
@@ -201,14 +230,22 @@ _SCHEMAS: dict[str, Schema] = {
         },
         ["status", "data"],
     ),
-    "OwnRequest": _object(
-        {
-            "url": _URL,
-            "roomUrl": _string("Alternative to `url`, e.g. a LIVE page URL; signed as given."),
-            "userAgent": _USER_AGENT,
-            "msToken": _string("Your own msToken, put into the signed URL."),
-        }
-    ),
+    # Exactly one of `url` and `roomUrl` (the parser also takes both when they are equal).
+    "OwnRequest": {
+        **fields_schema(OWN_FIELDS),
+        "oneOf": [
+            {
+                "required": ["url"],
+                "properties": {"url": field_schema(URL_FIELD, nullable=False)},
+                "not": {"required": ["roomUrl"]},
+            },
+            {
+                "required": ["roomUrl"],
+                "properties": {"roomUrl": field_schema(OWN_FIELDS[1], nullable=False)},
+                "not": {"required": ["url"]},
+            },
+        ],
+    },
     "OwnResponse": _object(
         {
             "status": {"type": "string", "const": "success"},
@@ -297,6 +334,7 @@ def _admin(
         403: "Admin routes are disabled (no SIGNER_ADMIN_TOKEN).",
         404: "Unknown user or key.",
         409: "That email is taken.",
+        429: "Too many failed admin authentications from this address; see `Retry-After`.",
         503: "Postgres cannot be reached, or its schema is not migrated.",
     }
     operation: Schema = {
@@ -316,15 +354,22 @@ def _admin(
                     "description": descriptions[status],
                     "content": _json(_ref("StructuredError")),
                 }
-                for status in errors
+                for status in (*errors, 429)
             },
         },
     }
     if body is not None:
+        # The admin routes refuse fields they do not know.
+        body = {**body, "additionalProperties": False}
         operation["requestBody"] = {"required": True, "content": _json(body)}
     if parameters:
         operation["parameters"] = parameters
     return operation
+
+
+def _email(description: str) -> Schema:
+    # As api.accounts checks it (surrounding blanks are trimmed first).
+    return _string(description, pattern=r"^[^@\s]+@[^@\s]+$", maxLength=accounts.MAX_EMAIL_LENGTH)
 
 
 def _path_param(name: str, description: str) -> Schema:
@@ -345,7 +390,7 @@ def _admin_paths() -> dict[str, Schema]:
             "post": _admin(
                 "Add a user",
                 "adminCreateUser",
-                body=_object({"email": _string("The user's email."), "tier": tier}, ["email"]),
+                body=_object({"email": _email("The user's email."), "tier": tier}, ["email"]),
                 created=True,
                 errors=(400, 401, 403, 409, 503),
             ),
@@ -365,7 +410,7 @@ def _admin_paths() -> dict[str, Schema]:
                 "adminCreateKey",
                 body=_object(
                     {
-                        "user": _string("The owner's email."),
+                        "user": _email("The owner's email."),
                         "name": _string("What the key is for."),
                         "per_minute": limit,
                         "per_day": limit,
@@ -411,7 +456,18 @@ def _query(name: str, description: str, required: bool = False) -> Schema:
     }
 
 
-_CLIENT_PARAM = _query("client", "Client name, e.g. ttlive-node; informational.")
+def _query_field(spec: FieldSpec, required: bool = False) -> Schema:
+    schema = field_schema(spec, nullable=False)
+    return {
+        "name": spec.name,
+        "in": "query",
+        "required": required,
+        "description": schema.pop("description"),
+        "schema": schema,
+    }
+
+
+_CLIENT_PARAM = _query_field(V1_QUERY[1])
 
 
 def _v2_operation(summary: str, operation_id: str) -> Schema:
@@ -446,9 +502,9 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "eulerstreamSignV1",
                 "tags": ["EulerStream"],
                 "parameters": [
-                    _query("url", "The unsigned TikTok URL.", required=True),
+                    _query_field(V1_QUERY[0], required=True),
                     _CLIENT_PARAM,
-                    _query("uuc", "Viewer count hint; informational."),
+                    _query_field(V1_QUERY[2]),
                 ],
                 "security": _SECURITY,
                 "responses": {
@@ -456,7 +512,7 @@ def _paths() -> dict[str, Schema]:
                         "description": "Signed.",
                         "content": _json(_ref("EulerStreamV1Response")),
                     },
-                    **_errors("EulerStreamError", (400, 401, 429, 500, 503)),
+                    **_errors("EulerStreamError", (400, 401, 414, 429, 500, 503)),
                 },
             },
             "post": _v2_operation(
@@ -481,7 +537,7 @@ def _paths() -> dict[str, Schema]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "text/plain": {"schema": _string("The unsigned TikTok URL.")},
+                        "text/plain": {"schema": field_schema(URL_FIELD, nullable=False)},
                         "application/json": {"schema": _ref("SignatureRequest")},
                     },
                 },

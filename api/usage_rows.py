@@ -11,6 +11,7 @@ count them; anonymous rows (no user) have no quota row at all.
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "decode_inet",
     "encode_inet",
     "prepare_row",
+    "storable",
     "utc",
 ]
 
@@ -94,31 +96,44 @@ class PreparedRow:
     key_use: tuple[uuid.UUID, datetime] | None  # (key, when) for `api_keys.last_used`
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str | None) -> str | None:
+    """`text` as Postgres will take it: a NUL (which no text column holds) and lone
+    surrogates (which UTF-8 cannot encode) become U+FFFD. Rows record what callers sent,
+    so anything may arrive; refusing the row would leave the request without a trace."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text  # nearly every value: no copy
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def prepare_row(row: UsageRow, max_message_chars: int) -> PreparedRow:
-    """The row as it will be written. Raises on a row that is not a `UsageRow`'s shape
-    (no time, an unhashable id): such a row must be dropped before it reaches a batch."""
+    """The row as it will be written, every text column made `storable`. Raises on a row
+    that is not a `UsageRow`'s shape (no time, an unhashable id): such a row must be
+    dropped before it reaches a batch."""
     moment = utc(row.created_at)
     message = row.error_message
     if message is not None and len(message) > max_message_chars:
         message = message[:max_message_chars]
     record = (
         moment,
-        row.request_id,
+        storable(row.request_id),
         row.user_id,
         row.api_key_id,
-        row.key_prefix,
+        storable(row.key_prefix),
         row.client_ip,
-        row.route,
-        row.dialect,
-        row.target,
+        storable(row.route),
+        storable(row.dialect),
+        storable(row.target),
         row.success,
         row.status_code,
-        row.error_type,
-        message,
+        storable(row.error_type),
+        storable(message),
         row.response_time_ms,
         row.queue_wait_ms,
-        row.worker_id,
-        row.profile,
+        storable(row.worker_id),
+        storable(row.profile),
     )
     quota_day = None
     if row.user_id is not None and counts_toward_quota(row):

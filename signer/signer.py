@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,13 +11,15 @@ from typing import Any
 
 from .config import EngineName, SignerSettings
 from .engine import EngineOutput, SigningEngine
-from .errors import DeadlineExceeded, SignError
+from .errors import DeadlineExceeded, InvalidSignRequest, SignError
 from .models import SignRequest, SignResult
 from .native import NativeEngine
 from .selfcheck import check_outputs
 from .urls import PreparedRequest, prepare_request
 
 __all__ = ["Signer", "SignerCounters"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,13 @@ class Signer:
                 prepared.append((index, prepare_request(request, self.settings)))
             except SignError as error:
                 answers[index] = error
+            except Exception as error:  # one caller's input, one caller's error
+                # prepare_request means to raise InvalidSignRequest only; should some input
+                # still get past it, that request fails alone, never its batch-mates.
+                log.warning("request %d could not be prepared", index, exc_info=True)
+                answers[index] = InvalidSignRequest(
+                    "request", f"cannot be prepared ({type(error).__name__}: {error})"
+                )
         if prepared:
             outputs = await self.engine.sign_batch([item for _, item in prepared])
             signed: list[tuple[int, PreparedRequest, EngineOutput]] = []

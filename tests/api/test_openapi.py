@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from api.app import create_app
 from api.dialects import (
@@ -24,6 +27,9 @@ from api.dialects import (
 from api.errors import ApiError, eulerstream_error_body, structured_error_body
 from api.openapi import docs_html, openapi_document
 from signer import SignResult
+from tests.redis_server import private_redis
+from tests.signer.conftest import FETCH_URL
+from tests.workers.conftest import running_worker
 from workers import QueueSettings, SignQueue
 
 DOC = openapi_document("1.2.3")
@@ -195,3 +201,96 @@ def test_docs_page_escapes_the_url() -> None:
     page = docs_html('/x</script><script>alert(1)</script>"')
     assert "</script><script>alert" not in page
     assert page.count("</script>") == 1
+
+
+# --- routing over HTTP: merged slashes, 405 with Allow, malformed URLs -----------------
+
+
+@pytest.fixture(scope="module")
+def redis_for_routes() -> Iterator[str]:
+    with private_redis() as url:
+        yield url
+
+
+@pytest.fixture
+async def served(redis_for_routes: str) -> AsyncIterator[str]:
+    """The real application over loopback, with one native worker signing."""
+    settings = QueueSettings(REDIS_URL=redis_for_routes, prefix=f"routes-{uuid.uuid4().hex[:8]}")
+    queue = SignQueue(settings)
+    await queue.start()
+    server = TestServer(create_app(queue), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with running_worker(settings):
+            yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+        await queue.close()
+
+
+async def _call(method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
+    async with aiohttp.ClientSession() as http, http.request(method, url, **kwargs) as answer:
+        return answer.status, dict(answer.headers), await answer.json(content_type=None)
+
+
+async def test_repeated_slashes_are_served_in_place(served: str) -> None:
+    # TikTok-Live-Connector 2.x with SIGN_API_URL=http://host/ posts to //tiktok/sign_url.
+    for path in ("//tiktok/sign_url", "/tiktok//sign_url", "///webcast/sign_url/"):
+        status, _, body = await _call("POST", f"{served}{path}", json={"url": FETCH_URL})
+        assert (status, body["code"]) == (200, 200), (path, body)
+    status, _, body = await _call("GET", f"{served}//webcast/sign_url", params={"url": FETCH_URL})
+    assert (status, body["code"]) == (200, 200), body
+    status, _, body = await _call("GET", f"{served}//health")
+    assert status == 200, body
+    status, _, body = await _call("GET", f"{served}//nope//")
+    assert (status, body["error"]["code"]) == (404, 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/webcast/sign_url", "GET, OPTIONS, POST"),
+        ("DELETE", "/api/signature", "OPTIONS, POST"),
+        ("GET", "/signature", "OPTIONS, POST"),
+        ("POST", "/health", "GET, OPTIONS"),
+        ("PATCH", "//openapi.json", "GET, OPTIONS"),
+        ("DELETE", "/admin/users", "GET, HEAD, OPTIONS, POST"),
+    ],
+)
+async def test_an_unserved_method_is_a_405_with_allow(
+    served: str, method: str, path: str, allow: str
+) -> None:
+    status, headers, body = await _call(method, f"{served}{path}")
+    assert status == 405
+    assert headers["Allow"] == allow
+    assert body["status"] == "error"
+    assert (body["error"]["code"], body["error"]["type"]) == (405, "VALIDATION_ERROR")
+
+
+async def test_unknown_paths_are_404_and_preflight_is_204(served: str) -> None:
+    status, _, body = await _call("DELETE", f"{served}/nope")
+    assert (status, body["error"]["code"]) == (404, 404)
+    async with aiohttp.ClientSession() as http, http.options(f"{served}/anything") as answer:
+        assert answer.status == 204
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("path", "dialect"),
+    [
+        ("/webcast/sign_url", "eulerstream"),
+        ("/tiktok/sign_url", "eulerstream"),
+        ("/api/signature", "structured"),
+        ("/signature", "structured"),
+    ],
+)
+async def test_a_malformed_url_is_a_400_on_every_sign_route(
+    served: str, path: str, dialect: str
+) -> None:
+    # urlsplit raised ValueError on this in the API itself: a 500 (issue 15.3).
+    status, _, body = await _call(
+        "POST", f"{served}{path}", json={"url": "https://[www.tiktok.com]/"}
+    )
+    assert status == 400
+    message = body["message"] if dialect == "eulerstream" else body["error"]["message"]
+    assert "'url'" in message

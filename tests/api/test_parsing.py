@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
@@ -10,10 +11,14 @@ import pytest
 from api.errors import ApiError, api_error_from_sign_error
 from api.parsing import (
     MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT_DIGITS,
+    JsonRefused,
     eulerstream_v1_request,
     eulerstream_v2_request,
     own_request,
     parse_api_key,
+    parse_json,
     parse_sign_body,
     signature_request,
 )
@@ -289,9 +294,7 @@ def test_own_bad_fields(fields: dict[str, object]) -> None:
 # --- handed to the core ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "url", ["https://example.com/webcast/im/fetch/?aid=1988", "ftp://www.tiktok.com/"]
-)
+@pytest.mark.parametrize("url", ["https://example.com/webcast/im/fetch/?aid=1988"])
 async def test_foreign_url_is_parsed_then_refused_by_the_core(
     native_signer: Signer, url: str
 ) -> None:
@@ -301,3 +304,112 @@ async def test_foreign_url_is_parsed_then_refused_by_the_core(
     error = api_error_from_sign_error(caught.value)
     assert (error.status, error.type) == (400, "VALIDATION_ERROR")
     assert "url" in error.message
+
+
+# --- text that cannot be encoded (issue 15.1) -------------------------------------------
+
+SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("parse", "field"),
+    [
+        (lambda: eulerstream_v2_request({"url": FETCH_URL, "userAgent": SURROGATE}), "userAgent"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL, "userAgent": "a\x00b"}), "userAgent"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL + SURROGATE}), "url"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL + "\x00"}), "url"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL, "method": "G\x00"}), "method"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL, "payload": SURROGATE}), "payload"),
+        (lambda: eulerstream_v2_request({"url": FETCH_URL, "sessionId": "s\r\n"}), "sessionId"),
+        (lambda: eulerstream_v1_request({"url": FETCH_URL, "client": "c\x00"}), "client"),
+        (lambda: eulerstream_v1_request({"url": FETCH_URL + "%00" + SURROGATE}), "url"),
+        (lambda: own_request({"url": FETCH_URL, "msToken": SURROGATE}), "msToken"),
+        (lambda: own_request({"roomUrl": FETCH_URL + "\x7f"}), "roomUrl"),
+        (lambda: own_request({"url": FETCH_URL, "userAgent": "UA\udfff"}), "userAgent"),
+        (
+            lambda: signature_request(JSON, _json({"url": FETCH_URL, "userAgent": SURROGATE})),
+            "userAgent",
+        ),
+        (lambda: parse_api_key({}, {"X-Api-Key": "k" + SURROGATE}), "X-Api-Key"),
+        (lambda: parse_api_key({}, {"Authorization": "Bearer \x00"}), "Authorization"),
+        (lambda: parse_api_key({"apiKey": SURROGATE}, {}), "apiKey"),
+    ],
+)
+def test_unencodable_text_is_a_400_naming_the_field(
+    parse: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse()
+    assert (caught.value.status, caught.value.type) == (400, "VALIDATION_ERROR")
+    assert f"'{field}'" in caught.value.message
+
+
+def test_a_payload_may_hold_newlines() -> None:
+    parsed = eulerstream_v2_request({"url": FETCH_URL, "method": "POST", "payload": "a\nb"})
+    assert parsed.request.body == "a\nb"
+
+
+# --- malformed URLs are refused before the queue (issue 15.3) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[www.tiktok.com]/",
+        "https://[::1/x",
+        "https://www.tiktok.com:99999/",
+        "https://evil.com\\.tiktok.com/",
+        "ftp://www.tiktok.com/",
+        "https://tiktok.com@evil.com/",
+    ],
+)
+def test_malformed_urls_are_a_400(url: str) -> None:
+    parsers: list[Callable[[], object]] = [
+        lambda: eulerstream_v1_request({"url": url}),
+        lambda: eulerstream_v2_request({"url": url}),
+        lambda: own_request({"roomUrl": url}),
+        lambda: signature_request("text/plain", url.encode()),
+    ]
+    for parse in parsers:
+        with pytest.raises(ApiError) as caught:
+            parse()
+        assert (caught.value.status, caught.value.type) == (400, "VALIDATION_ERROR")
+        assert "'url'" in caught.value.message or "'roomUrl'" in caught.value.message
+
+
+# --- JSON that the standard library cannot take (issue 15.4) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"url": ' + b"[" * 1000 + b"]" * 1000 + b"}", "deeper than"),
+        (b"[" * 60_000, "deeper than"),
+        (b'{"a": ' + b"{" * 40 + b"}" * 40 + b"}", "deeper than"),
+        (b'{"url": ' + b"9" * 4301 + b"}", "digits"),
+        (b'{"url": -' + b"9" * 65 + b"}", "digits"),
+        (b'{"url": NaN}', "not JSON"),
+        (b'{"url": Infinity}', "not JSON"),
+    ],
+)
+def test_json_bombs_are_a_400(raw: bytes, fragment: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_sign_body(JSON, raw)
+    assert (caught.value.status, caught.value.type) == (400, "VALIDATION_ERROR")
+    assert fragment in caught.value.message
+    # /signature reads a body that does not start with `{` as a raw URL: still a 400.
+    with pytest.raises(ApiError) as caught:
+        signature_request(JSON, raw)
+    assert caught.value.status == 400
+    with pytest.raises(JsonRefused, match=fragment):
+        parse_json(raw)
+
+
+def test_brackets_inside_strings_do_not_count_toward_depth() -> None:
+    text = json.dumps({"url": FETCH_URL, "payload": "[{" * 500 + '\\"' + "}]" * 500})
+    assert parse_json(text) == json.loads(text)
+    nested: object = "x"
+    for _ in range(MAX_JSON_DEPTH - 1):
+        nested = [nested]
+    assert parse_json(json.dumps({"a": nested})) == {"a": nested}
+    assert parse_json(b'{"n": ' + b"9" * MAX_JSON_INT_DIGITS + b"}")

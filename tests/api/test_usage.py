@@ -340,7 +340,7 @@ async def test_rows_postgres_rejects_are_dropped_alone(
     registry = CollectorRegistry()
     writer = await make_writer(registry=registry, flush_interval_seconds=3600)
     bad: dict[int, dict[str, Any]] = {
-        3: {"target": "nul\x00byte"},  # Postgres refuses NUL in text
+        3: {"status_code": -70_000},  # out of smallint's range too
         6: {"client_ip": "not-an-ip"},  # asyncpg cannot encode it as inet
         8: {"status_code": 70_000},  # out of smallint's range
         9: {"request_id": None},  # NOT NULL
@@ -364,6 +364,28 @@ async def test_rows_postgres_rejects_are_dropped_alone(
     writer.add(row(20))
     await writer.flush()
     assert (await request_ids(conn))[-1] == "req-000020"
+
+
+async def test_text_postgres_cannot_hold_is_stored_replaced(
+    make_writer: WriterFactory, conn: Connection
+) -> None:
+    # A NUL in the URL's host or path made Postgres refuse the row, so the request left
+    # no trace (issue 15.11); lone surrogates cannot even be encoded. Every text column.
+    writer = await make_writer()
+    nasty = "a\x00b\ud800c\udfffd"
+    columns = ("target", "error_message", "error_type", "route", "dialect", "worker_id")
+    writer.add(row(1, **{column: nasty for column in columns}, key_prefix=nasty, profile=nasty))
+    writer.add(row(2, request_id="req-\x00-2", target="webcast.tiktok.com/\x00/x"))
+    await writer.flush()
+    selected = ", ".join(("request_id", "key_prefix", "profile", *columns))
+    stored = await conn.fetch(f"SELECT {selected} FROM usage_logs ORDER BY id")
+    assert len(stored) == 2
+    assert set(stored[0].values()) - {"req-000001"} == {"a\ufffdb\ufffdc\ufffdd"}
+    assert (stored[1]["request_id"], stored[1]["target"]) == (
+        "req-\ufffd-2",
+        "webcast.tiktok.com/\ufffd/x",
+    )
+    assert writer.dropped == 0
 
 
 async def test_close_writes_what_is_buffered(make_writer: WriterFactory, conn: Connection) -> None:

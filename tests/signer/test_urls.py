@@ -6,10 +6,16 @@ import time
 
 import pytest
 
-from signer import InvalidSignRequest, SignerSettings, SignRequest
+from signer import InvalidSignRequest, Signer, SignerSettings, SignRequest, SignResult
 from signer.native import profile_navigator
 from signer.profiles import get_profile
-from signer.urls import append_tokens, host_allowed, prepare_request, rewrite_query
+from signer.urls import (
+    PreparedRequest,
+    append_tokens,
+    host_allowed,
+    prepare_request,
+    rewrite_query,
+)
 
 SETTINGS = SignerSettings(engine="native")
 BASE = "https://webcast.tiktok.com/webcast/im/fetch/"
@@ -123,3 +129,123 @@ def test_rewrite_matches_the_profile_and_keeps_other_segments() -> None:
 def test_append_tokens_order() -> None:
     assert append_tokens("a=1", "verify_x", "tok") == "a=1&verifyFp=verify_x&msToken=tok"
     assert append_tokens("", "", "") == "msToken="
+
+
+# --- hosts as a browser reads them (issue 15.10) ---------------------------------------
+
+# Each trick is refused: Python's urlsplit and a browser's WHATWG parser would see
+# different hosts, or the host is not a plain DNS name at all.
+HOST_TRICKS = [
+    "https://evil.com\\.tiktok.com/",  # WHATWG: host evil.com, path /.tiktok.com/
+    "https://evil.com\\@www.tiktok.com/",
+    "https:/\\evil.com/.tiktok.com/",
+    "https://www.tiktok.com\\@evil.com/",
+    "https://tiktok.com@evil.com/",  # userinfo tiktok.com, host evil.com
+    "https://www.tiktok.com:@evil.com/",
+    "https://www.tiktok.com%40evil.com/",
+    "https://..tiktok.com/",
+    "https://evil..tiktok.com/",
+    "https://.www.tiktok.com/",
+    "https://www.tiktok.com./",
+    "https://www.tiktok.com../",
+    "https://evil.com%2f.tiktok.com/",
+    "https://evil.com%00.tiktok.com/",
+    "https://www%2etiktok.com/",
+    "https://evil.com\t.tiktok.com/",  # WHATWG strips tabs and newlines
+    "https://evil.com\n.tiktok.com/",
+    "https://www.tiktok\u3002com/",  # ideographic full stop: a dot to IDNA
+    "https://www.tiktok\uff0ecom/",  # fullwidth full stop
+    "https://evil\uff0ecom.tiktok.com/",
+    "https://www.tiktok.\u212aom/",  # Kelvin sign lower-cases to k
+    "https://www.tìktok.com/",
+    "https://[::1]/",
+    "https://127.0.0.1/",
+    "https://2130706433/",
+    "https://0x7f.1/",
+    "https://www.tiktok.com:99999/",
+    "https://www.tiktok.com:80a/",
+    "https://www.tiktok.com:+80/",
+    "https://www.tiktok.com:-1/",
+    "https://www.tiktok.com\ud800/",
+    "https:www.tiktok.com/",  # WHATWG: host www.tiktok.com; urlsplit: no host
+    "https:///www.tiktok.com/",
+]
+
+
+@pytest.mark.parametrize("url", HOST_TRICKS)
+def test_host_tricks_are_refused(url: str) -> None:
+    with pytest.raises(InvalidSignRequest) as caught:
+        prepare_request(SignRequest(url), SETTINGS)
+    assert caught.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://WWW.TikTok.COM/x", "www.tiktok.com"),
+        ("https://www.tiktok.com:443/x", "www.tiktok.com:443"),
+        ("https://www.tiktok.com:/x", "www.tiktok.com:"),
+        ("https://api16-normal-c-useast1a.tiktokv.com/x", "api16-normal-c-useast1a.tiktokv.com"),
+        ("https://xn--tktok-bsa.tiktok.com/x", "xn--tktok-bsa.tiktok.com"),
+    ],
+)
+def test_plain_hosts_are_signed_as_a_browser_sees_them(url: str, host: str) -> None:
+    prepared = prepare_request(SignRequest(url), SETTINGS)
+    assert prepared.base.lower() == f"https://{host}/x"
+
+
+# --- input that cannot be encoded (issue 15.5) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (SignRequest(BASE + "?a=\ud800"), "url"),
+        (SignRequest(BASE + "?a=\x00"), "url"),
+        (SignRequest(BASE, user_agent="Mozilla/5.0 \ud800"), "user_agent"),
+        (SignRequest(BASE, user_agent="Mozilla\x00"), "user_agent"),
+        (SignRequest(BASE, ms_token="abc\udfff"), "ms_token"),
+        (SignRequest(BASE, method="GET\ud800"), "method"),
+        (SignRequest(BASE, method="POST", body="{\ud800}"), "body"),
+        (SignRequest(BASE, body=12), "body"),  # type: ignore[arg-type]
+        (SignRequest(BASE, deadline="soon"), "deadline"),  # type: ignore[arg-type]
+    ],
+)
+def test_unencodable_input_is_the_typed_error(request_: SignRequest, field: str) -> None:
+    with pytest.raises(InvalidSignRequest) as caught:
+        prepare_request(request_, SETTINGS)
+    assert caught.value.field == field
+
+
+async def test_a_poison_request_fails_alone_in_its_batch() -> None:
+    requests = [SignRequest(BASE + f"?aid={i}") for i in range(3)]
+    requests.insert(1, SignRequest(BASE + "?a=\ud800"))
+    requests.insert(3, SignRequest(BASE, deadline="soon"))  # type: ignore[arg-type]
+    async with Signer(SETTINGS) as signer:
+        answers = await signer.sign_many(requests)
+    assert [type(answer).__name__ for answer in answers] == [
+        "SignResult",
+        "InvalidSignRequest",
+        "SignResult",
+        "InvalidSignRequest",
+        "SignResult",
+    ]
+
+
+async def test_any_error_while_preparing_stays_with_its_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bug in preparation (not a bad input it knows about) still fails one request only.
+    import signer.signer as signer_module
+
+    def flaky(request: SignRequest, settings: SignerSettings) -> PreparedRequest:
+        if "boom" in request.url:
+            raise KeyError("boom")
+        return prepare_request(request, settings)
+
+    monkeypatch.setattr(signer_module, "prepare_request", flaky)
+    async with Signer(SETTINGS) as signer:
+        answers = await signer.sign_many([SignRequest(BASE + "?boom=1"), SignRequest(BASE)])
+    assert isinstance(answers[0], InvalidSignRequest)
+    assert "KeyError" in answers[0].message
+    assert isinstance(answers[1], SignResult)
