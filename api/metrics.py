@@ -59,6 +59,12 @@ class ApiMetrics:
         self.workers = Gauge(
             "signer_workers_alive", "Workers seen alive recently.", registry=self.registry
         )
+        self.workers_expected = Gauge(
+            "signer_workers_expected",
+            "Workers their supervisors (`signer worker`) mean to run; above "
+            "signer_workers_alive while one is dead or restarting.",
+            registry=self.registry,
+        )
         self.queue_ready = Gauge(
             "signer_queue_ready_jobs",
             "Jobs waiting for a worker (the queue's sorted set).",
@@ -104,6 +110,7 @@ class ApiMetrics:
             self.workers.set(0)
             return None
         self.workers.set(state.workers)
+        self.workers_expected.set(state.expected)
         self.queue_ready.set(state.ready)
         self.queue_jobs.set(state.jobs)
         return state

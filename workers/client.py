@@ -5,6 +5,14 @@ and the worker publishes there the moment a job is done. A submission is one rou
 (`QueueScripts.enqueue`: the depth check, the job, its place in the queue and the wake-up
 together). An answer lost on the way (the subscription reconnecting) ends in
 `DeadlineExceeded` at the request's deadline, as a worker that never answers does.
+
+Redis going away never hangs a request nor the process: every command on the request
+path is bounded (`QueueSettings.redis_timeout`, and the request's deadline), a failure
+answers `QueueUnavailable` with a plain message (the detail, Redis's address included,
+goes to the log once per `OUTAGE_LOG_SECONDS`, not per request), and the listener backs
+off between tries to subscribe again, awaiting a sleep on every turn that heard nothing,
+so the event loop always runs other work (routes, SIGTERM). While it is not subscribed,
+`listening` is false.
 """
 
 from __future__ import annotations
@@ -24,14 +32,20 @@ from redis.exceptions import RedisError
 from signer import DeadlineExceeded, SignError, SignRequest, SignResult
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
-from .keys import JOB_FUNCTION, results_channel, workers_key
+from .keys import JOB_FUNCTION, expected_of, results_channel, supervisors_key, workers_key
 from .logs import get_logger
 from .payloads import decode_answer, encode_request
 from .scripts import QueueScripts
 
 log = get_logger("workers.client")
 
-MAX_RESUBSCRIBE_BACKOFF = 2.0  # longest wait between two tries to hear answers again, s
+# Longest wait between two tries to hear answers again, seconds: answers are heard at most
+# this long after Redis is back.
+MAX_RESUBSCRIBE_BACKOFF = 1.0
+LISTEN_POLL = 1.0  # seconds one wait for a message lasts before the listener looks again
+EARLY_RETURN_PAUSE = 0.05  # a wait that came back empty at once sleeps this (never spins)
+OUTAGE_LOG_SECONDS = 10.0  # one log line per this long for each kind of Redis failure
+UNAVAILABLE_MESSAGE = "the signing queue is unavailable; try again shortly"
 
 __all__ = ["QueueFull", "QueueState", "QueueUnavailable", "SignOutcome", "SignQueue"]
 
@@ -44,10 +58,33 @@ class QueueFull(SignError):
 
 
 class QueueUnavailable(SignError):
-    """Redis could not take the job."""
+    """Redis could not take the job (the message never says why: that is logged)."""
 
     code = "SERVICE_UNAVAILABLE"
     retryable = True
+
+
+class _OutageLog:
+    """Logs a Redis failure of each kind once per `OUTAGE_LOG_SECONDS`, with how many
+    were left out since, so an outage under load is a few lines rather than one per
+    request."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def report(self, what: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last.get(what, -OUTAGE_LOG_SECONDS) < OUTAGE_LOG_SECONDS:
+            self._left_out[what] = self._left_out.get(what, 0) + 1
+            return
+        self._last[what] = now
+        log.warning(
+            what,
+            error=str(error) or type(error).__name__,
+            error_type=type(error).__name__,
+            repeats_not_logged=self._left_out.pop(what, 0),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +103,7 @@ class QueueState:
     ready: int  # jobs waiting for a worker
     leased: int  # jobs a worker holds
     workers: int  # workers seen alive within three heartbeats
+    expected: int = 0  # workers their supervisors, seen within three heartbeats, mean to run
 
     @property
     def jobs(self) -> int:
@@ -95,6 +133,9 @@ class SignQueue:
         self.instance = uuid.uuid4().hex
         self._channel = results_channel(self.settings.prefix, self.instance)
         self._workers = workers_key(self.settings.prefix)
+        self._supervisors = supervisors_key(self.settings.prefix)
+        self._subscribed = False
+        self._outages = _OutageLog()
         self._waiting: dict[str, asyncio.Future[_Delivery]] = {}
         self._batch: list[_Pending] = []
         self._submissions: set[asyncio.Task[None]] = set()
@@ -107,10 +148,18 @@ class SignQueue:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._redis = Redis.from_url(self.settings.redis_url, socket_keepalive=True)
+        # Bounded reads and connects: the rate limiter shares this client, so no command
+        # on the request path waits on a Redis that is away for longer than this.
+        self._redis = Redis.from_url(
+            self.settings.redis_url,
+            socket_keepalive=True,
+            socket_timeout=self.settings.redis_timeout,
+            socket_connect_timeout=self.settings.redis_timeout,
+        )
         self._scripts = QueueScripts(self._redis, self.settings.prefix)
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._channel)  # subscribed before the first job is sent
+        self._subscribed = True
         self._listener = asyncio.create_task(self._listen(pubsub), name="signer-results")
 
     async def close(self) -> None:
@@ -123,8 +172,8 @@ class SignQueue:
 
     @property
     def listening(self) -> bool:
-        """Whether answers can arrive: the results listener is running."""
-        return self._listener is not None and not self._listener.done()
+        """Whether answers can arrive: the results listener runs and is subscribed."""
+        return self._subscribed and self._listener is not None and not self._listener.done()
 
     @property
     def redis(self) -> Redis:
@@ -152,8 +201,10 @@ class SignQueue:
             pipe.zcard(self.scripts.queue)
             pipe.zcard(self.scripts.leases)
             pipe.zcount(self._workers, since, "+inf")
-            ready, leased, workers = await pipe.execute()
-        return QueueState(int(ready), int(leased), int(workers))
+            pipe.zrangebyscore(self._supervisors, since, "+inf")
+            ready, leased, workers, supervisors = await pipe.execute()
+        expected = sum(expected_of(member) for member in supervisors)
+        return QueueState(int(ready), int(leased), int(workers), expected)
 
     async def sign(self, request: SignRequest) -> SignResult:
         """Sign `request` on a worker; raises `QueueFull`, `DeadlineExceeded` or its error."""
@@ -168,6 +219,10 @@ class SignQueue:
         Requests submitted in the same turn of the event loop travel as one job, so a
         busy API process sends batches and an idle one sends each request at once.
         """
+        if not self.listening:
+            # Its answer could not be heard (the listener is subscribing again): a 503
+            # now rather than one at the deadline.
+            return SignOutcome(QueueUnavailable(UNAVAILABLE_MESSAGE))
         now = time.time()
         latest = now + self.settings.max_deadline
         deadline = min(request.deadline or now + self.settings.default_deadline, latest)
@@ -236,17 +291,23 @@ class SignQueue:
             int(now * 1000),
         )
         try:
-            added = await self.scripts.enqueue(
-                job_id,
-                data,
-                due_ms=int(now * 1000),
-                ttl_ms=int((deadline - now) * 1000),
-                max_depth=self.settings.max_depth,
-            )
+            # Bounded by the deadline too: an answer after it is useless anyway.
+            async with asyncio.timeout(max(deadline - now, 0)):
+                added = await self.scripts.enqueue(
+                    job_id,
+                    data,
+                    due_ms=int(now * 1000),
+                    ttl_ms=int((deadline - now) * 1000),
+                    max_depth=self.settings.max_depth,
+                )
             if not added:
                 raise QueueFull(f"{self.settings.max_depth} jobs are waiting already")
         except Exception as error:
-            failure = error if isinstance(error, SignError) else QueueUnavailable(str(error))
+            if isinstance(error, SignError):
+                failure: SignError = error
+            else:
+                self._outages.report("queue unavailable", error)
+                failure = QueueUnavailable(UNAVAILABLE_MESSAGE)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(failure)
@@ -265,22 +326,37 @@ class SignQueue:
     async def _listen(self, pubsub: Any) -> None:
         """Hear answers for as long as the process runs, subscribing again after Redis
         has gone away (answers published meanwhile are lost: their requests end at their
-        deadlines, as when a worker dies)."""
+        deadlines, as when a worker dies). Every turn that heard nothing awaits a sleep
+        or a bounded wait: the loop never keeps the event loop to itself."""
         backoff = 0.0
         while True:
             try:
-                async for message in pubsub.listen():
-                    backoff = 0.0
-                    self._deliver(message)
-            except (RedisError, OSError) as error:
-                backoff = min(max(backoff * 2, 0.1), MAX_RESUBSCRIBE_BACKOFF)
-                log.warning("results channel lost", error=str(error), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                pubsub = self.redis.pubsub()
-                with contextlib.suppress(RedisError, OSError):
+                if pubsub is None:
+                    pubsub = self.redis.pubsub()
                     await pubsub.subscribe(self._channel)
+                    self._subscribed = True
+                    log.info("results channel subscribed again")
+                backoff = 0.0
+                await self._hear(pubsub)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._subscribed = False
+                self._outages.report("results channel lost", error)
+            self._subscribed = False
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            pubsub = None
+            backoff = min(max(backoff * 2, 0.1), MAX_RESUBSCRIBE_BACKOFF)
+            await asyncio.sleep(backoff)
+
+    async def _hear(self, pubsub: Any) -> None:
+        """Deliver what arrives on `pubsub` until it fails or stops being subscribed."""
+        while pubsub.subscribed:
+            started = time.monotonic()
+            message = await pubsub.get_message(timeout=LISTEN_POLL)
+            if message is not None:
+                self._deliver(message)
+            elif time.monotonic() - started < LISTEN_POLL / 2:
+                await asyncio.sleep(EARLY_RETURN_PAUSE)  # came back at once: do not spin
 
     def _deliver(self, message: dict[str, Any]) -> None:
         if message.get("type") == "message":

@@ -24,6 +24,13 @@ class QueueSettings(BaseSettings):
         description="Redis holding the queue, results and wake-ups.",
     )
     prefix: str = Field("signer", description="Prefix of every Redis key (one per deployment).")
+    redis_timeout: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Seconds an API process waits for Redis to connect or answer before the "
+        "request gets 503 (within the request's own deadline).",
+    )
     max_depth: int = Field(
         1000, ge=1, description="Jobs waiting beyond which new requests get 503 at once."
     )

@@ -12,11 +12,14 @@ from arq.constants import job_key_prefix, retry_key_prefix
 
 __all__ = [
     "JOB_FUNCTION",
+    "expected_of",
     "job_key",
     "leases_key",
     "queue_name",
     "results_channel",
     "retry_key",
+    "supervisor_member",
+    "supervisors_key",
     "wake_key",
     "workers_key",
 ]
@@ -64,3 +67,22 @@ def results_channel(prefix: str, instance: str) -> str:
 def workers_key(prefix: str) -> str:
     """A sorted set of worker ids scored by when each last said it was alive."""
     return f"{prefix}:workers"
+
+
+def supervisors_key(prefix: str) -> str:
+    """Worker processes each host means to run: a sorted set of `<supervisor id>:<count>`
+    members scored by when one of its workers last said so (`/health` compares their sum
+    with the workers alive)."""
+    return f"{prefix}:supervisors"
+
+
+def supervisor_member(supervisor_id: str, expected: int) -> str:
+    """The member of `supervisors_key` saying `supervisor_id` runs `expected` workers."""
+    return f"{supervisor_id}:{expected}"
+
+
+def expected_of(member: str | bytes) -> int:
+    """The count a `supervisor_member` carries (0 for one not of that shape)."""
+    text = member.decode() if isinstance(member, bytes) else member
+    count = text.rpartition(":")[2]
+    return int(count) if count.isdigit() else 0

@@ -83,7 +83,9 @@ class WorkerMetrics:
         worker_id: str,
         max_jobs: int,
         jobs_in_hand: Callable[[], int],
+        restarts: int = 0,
     ) -> None:
+        """`restarts`: how many times the supervisor started this worker's slot again."""
         self.registry = CollectorRegistry()
         # The default process_* and python_* metrics, which the global registry has.
         for default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -114,6 +116,15 @@ class WorkerMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        # The supervisor has no endpoint of its own: each slot's process reports how many
+        # times the slot was restarted, so the series (one per port) only ever grows.
+        self.restarts = Counter(
+            "signer_worker_restarts",
+            "Times the `signer worker` supervisor started this worker process's slot again "
+            "after it exited on its own (crash, kill).",
+            registry=self.registry,
+        )
+        self.restarts.inc(restarts)
         self.registry.register(_StateCollector(signer, worker_id, max_jobs, jobs_in_hand))
 
     def observe_job(self, answers: Mapping[str, Mapping[str, Any]], seconds: float | None) -> None:
@@ -177,6 +188,17 @@ class _StateCollector(Collector):
             "signer_worker_browser_crashes",
             "Times Chromium, or a page of a live Chromium, died or stopped answering.",
             value=counters.browser_crashes,
+        )
+        stats = self._signer.stats()
+        yield CounterMetricFamily(
+            "signer_worker_context_loop_restarts",
+            "Browser context loops that ended and were started again (a bug of ours).",
+            value=int(stats.get("loop_restarts", 0)),
+        )
+        yield GaugeMetricFamily(
+            "signer_worker_context_loops",
+            "Browser context loops running (0: nothing signs; the worker leaves /health).",
+            value=int(stats.get("loops_alive", 0)),
         )
         yield CounterMetricFamily(
             "signer_worker_selfcheck_failures",

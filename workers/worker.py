@@ -13,6 +13,11 @@ time left (a job is tried at most `max_tries` times).
 
 Each job's answers are counted in `WorkerMetrics` (see `workers.metrics`); the worker logs
 its start, drain and stop, and jobs that fail as a whole.
+
+A worker says it is alive only while its signer can sign (a browser signer with no
+context loop left cannot): otherwise it leaves the registry and takes no jobs, so
+`/health` counts it gone. Each beat also says how many workers its supervisor runs
+(`keys.supervisors_key`), so `/health` can tell a dead worker from a smaller deployment.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from redis.exceptions import RedisError
 from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
-from .keys import JOB_FUNCTION, workers_key
+from .keys import JOB_FUNCTION, supervisor_member, supervisors_key, workers_key
 from .logs import get_logger
 from .metrics import WorkerMetrics
 from .payloads import decode_request, encode_error, encode_result
@@ -41,7 +46,10 @@ from .scripts import QueueScripts, TakenJob
 __all__ = ["QueueWorker", "build_worker", "sign_payloads"]
 
 MAX_TRIES = 2  # a job that killed two workers is not handed to a third
-MAX_BACKOFF = 5.0  # longest wait between two looks at a Redis that is away, seconds
+# Longest wait between two looks at a Redis that is away, seconds: signing resumes at most
+# this long after Redis is back.
+MAX_BACKOFF = 1.0
+REDIS_CONNECT_TIMEOUT = 1.0  # seconds to connect to Redis before the loop backs off
 REDIS_READ_MARGIN = 5.0  # seconds a Redis reply may take beyond a blocking call's own wait
 
 log = get_logger("workers.worker")
@@ -78,12 +86,26 @@ async def sign_payloads(
 class QueueWorker:
     """One worker process's loop: wait for a wake-up, take jobs, sign, answer."""
 
-    def __init__(self, queue: QueueSettings, signer: Signer) -> None:
+    def __init__(
+        self,
+        queue: QueueSettings,
+        signer: Signer,
+        *,
+        supervisor_id: str | None = None,
+        expected: int = 1,
+        restarts: int = 0,
+    ) -> None:
+        """`supervisor_id` names the `signer worker` running `expected` workers, this one
+        among them (this worker alone by default); `restarts` is how many times its
+        supervisor has started this worker's slot again (for the metric)."""
         self.settings = queue
         self.signer = signer
         self.worker_id = uuid.uuid4().hex
         self.jobs_done = 0
         self._registry = workers_key(queue.prefix)
+        self._supervisors = supervisors_key(queue.prefix)
+        self._supervisor = supervisor_member(supervisor_id or self.worker_id, expected)
+        self._registered = False
         self._redis: Redis | None = None
         self._scripts: QueueScripts | None = None
         self._taking = True
@@ -97,12 +119,19 @@ class QueueWorker:
             worker_id=self.worker_id,
             max_jobs=queue.max_jobs,
             jobs_in_hand=lambda: len(self._in_hand),
+            restarts=restarts,
         )
 
     @property
     def scripts(self) -> QueueScripts:
         assert self._scripts is not None, "QueueWorker.run() first"
         return self._scripts
+
+    @property
+    def ready(self) -> bool:
+        """Whether the signer can sign: a browser signer needs a context loop alive (an
+        engine without loops does not report them, and is ready once started)."""
+        return int(self.signer.stats().get("loops_alive", 1)) > 0
 
     async def run(self) -> None:
         """Start the browser, then take jobs until `drain()` is called.
@@ -117,6 +146,7 @@ class QueueWorker:
             self.settings.redis_url,
             socket_keepalive=True,
             socket_timeout=self.settings.safety_poll + REDIS_READ_MARGIN,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         )
         self._scripts = QueueScripts(self._redis, self.settings.prefix)
         try:
@@ -144,6 +174,9 @@ class QueueWorker:
     async def _take_once(self) -> None:
         """Wait for a wake-up (or the safety poll) and start the jobs there are room for."""
         assert self._redis is not None
+        if not self.ready:  # jobs taken now would only wait for their deadlines here
+            await asyncio.sleep(self.settings.safety_poll)
+            return
         free = self.settings.max_jobs - len(self._in_hand)
         if free <= 0:
             self._slot_free.clear()
@@ -228,8 +261,21 @@ class QueueWorker:
             await self.scripts.finish(job_id, None, "")
 
     async def _beat(self) -> None:
+        """Say this worker is alive (and how many its supervisor runs); one that cannot
+        sign says nothing and leaves the registry instead."""
         assert self._redis is not None
-        await self._redis.zadd(self._registry, {self.worker_id: time.time()})
+        if not self.ready:
+            if self._registered:
+                log.error("signer has no live context loop; leaving", worker_id=self.worker_id)
+                await self._redis.zrem(self._registry, self.worker_id)
+                self._registered = False
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._registry, {self.worker_id: now})
+            pipe.zadd(self._supervisors, {self._supervisor: now})
+            await pipe.execute()
+        self._registered = True
 
     async def _keep_alive(self) -> None:
         """Say this worker is alive; while it holds jobs, renew their leases in time."""
@@ -243,7 +289,11 @@ class QueueWorker:
             if self._in_hand:
                 with contextlib.suppress(Exception):  # the next round tries again
                     await self.scripts.renew(list(self._in_hand), self._lease_ms)
-            if self._taking and time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            # A signer that stopped being able to sign leaves the registry at once.
+            due = time.monotonic() - last_beat >= HEARTBEAT_SECONDS or (
+                self._registered and not self.ready
+            )
+            if self._taking and due:
                 last_beat = time.monotonic()
                 with contextlib.suppress(Exception):
                     await self._beat()
@@ -254,7 +304,12 @@ class QueueWorker:
         self._slot_free.set()
         if self._redis is not None:  # it may be stopped before it ever connected
             with contextlib.suppress(Exception):
-                await self._redis.zrem(self._registry, self.worker_id)
+                # The supervisor's count goes too: should only this worker be stopping,
+                # its siblings say it again at their next beat.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.zrem(self._registry, self.worker_id)
+                    pipe.zrem(self._supervisors, self._supervisor)
+                    await pipe.execute()
             # A take in flight may still hand us jobs: let the loop end first (it wakes
             # within `safety_poll`), so that those are waited for too.
             with contextlib.suppress(TimeoutError):
@@ -283,6 +338,19 @@ class QueueWorker:
         log.info("worker stopped", worker_id=self.worker_id, jobs_done=self.jobs_done)
 
 
-def build_worker(queue: QueueSettings, signer_settings: SignerSettings) -> QueueWorker:
-    """A worker for `queue` that signs with its own `Signer`."""
-    return QueueWorker(queue, Signer(signer_settings))
+def build_worker(
+    queue: QueueSettings,
+    signer_settings: SignerSettings,
+    *,
+    supervisor_id: str | None = None,
+    expected: int = 1,
+    restarts: int = 0,
+) -> QueueWorker:
+    """A worker for `queue` that signs with its own `Signer` (see `QueueWorker`)."""
+    return QueueWorker(
+        queue,
+        Signer(signer_settings),
+        supervisor_id=supervisor_id,
+        expected=expected,
+        restarts=restarts,
+    )

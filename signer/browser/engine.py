@@ -43,6 +43,7 @@ class BrowserEngine:
         stats.update(
             engine=self.name,
             contexts_ready=self.pool.contexts_ready,
+            loops_alive=self.pool.loops_alive,
             queue_depth=self.pool.queue_depth,
             browser_version=self.pool.browser_version,
             executable=self.pool.executable,

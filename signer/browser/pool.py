@@ -4,6 +4,16 @@ Requests wait in one queue. Each context runs a loop that takes every request wa
 (up to `max_batch`) and signs them in one page call, so concurrent callers are batched
 without anyone choosing a batch size. A context that fails is replaced and its requests
 go back to the queue; a dead browser is relaunched. Callers see at most a delay.
+
+No exception ends a context's loop: whatever goes wrong fails only the requests that
+caused it (each request's page item is built on its own, so one bad request fails
+alone), is logged, and the loop goes on. Should a loop task end anyway, the pool starts
+another in its place and counts it (`PoolStats.loop_restarts`), so a pool never holds
+contexts with nobody feeding them.
+
+A Chromium crash is not its requests' fault: requests caught in one go back to the
+queue without spending an attempt, and the crash is counted once, however many of its
+pages reported it.
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ from playwright.async_api import Browser, Playwright, async_playwright
 
 from ..config import SignerSettings
 from ..engine import EngineOutput
-from ..errors import DeadlineExceeded, EngineUnavailable, SignError
+from ..errors import DeadlineExceeded, EngineUnavailable, InvalidSignRequest, SignError
+from ..models import Navigator
 from ..profiles import Profile
 from ..urls import PreparedRequest
 from .context import WarmContext, page_html
@@ -40,6 +51,10 @@ _MAX_ATTEMPTS = 3  # a request survives two failed contexts before its caller he
 _REFILL_BACKOFF = 0.05  # first wait after a context failed to open; doubles up to the max
 _REFILL_BACKOFF_MAX = 2.0
 _IDLE_CHECK = 0.1  # seconds an idle loop waits before checking its context is still alive
+_LOOP_ERROR_PAUSE = 0.05  # a loop that hit an unexpected error waits this before going on
+# Seconds after a page failed before it is counted as a crash of its own: long enough for
+# Playwright to report its browser gone, when that was the cause (counted once there).
+_CRASH_SETTLE = 1.0
 
 
 @dataclass(eq=False)
@@ -63,6 +78,8 @@ class PoolStats:
     browser_restarts: int = 0
     crashes: int = 0  # the browser, or a page while its browser lived, died or hung
     context_failures: int = 0
+    loop_errors: int = 0  # unexpected errors a context loop caught and went on after
+    loop_restarts: int = 0  # context loop tasks that ended and were started again
     retried_requests: int = 0
     expired_requests: int = 0
     last_batch_sizes: list[int] = field(default_factory=list)
@@ -98,6 +115,7 @@ class ContextPool:
         self._idle = 0  # loops waiting for work
         self._closing = False
         self._lost: Browser | None = None
+        self._backoff: dict[int, float] = {}  # slot -> next wait after a failed open
         self.stats = PoolStats(contexts_total=settings.contexts)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -115,10 +133,7 @@ class ContextPool:
         except BaseException:
             await self.close()
             raise
-        self._tasks = [
-            asyncio.create_task(self._run_slot(index), name=f"signer-context-{index}")
-            for index in range(len(self._slots))
-        ]
+        self._tasks = [self._start_loop(index) for index in range(len(self._slots))]
 
     async def wait_warm(self, count: int | None = None, timeout: float = 30.0) -> None:
         """Wait until `count` contexts (all by default) are open and healthy."""
@@ -188,6 +203,11 @@ class ContextPool:
         return asyncio.get_running_loop().time() + (unix_deadline - time.time())
 
     @property
+    def loops_alive(self) -> int:
+        """Context loops running: 0 means nothing will sign what is queued."""
+        return sum(1 for task in self._tasks if not task.done())
+
+    @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
@@ -214,33 +234,68 @@ class ContextPool:
 
     # -- the loops ----------------------------------------------------------------------
 
+    def _start_loop(self, index: int) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run_slot(index), name=f"signer-context-{index}")
+        task.add_done_callback(lambda done: self._loop_ended(index, done))
+        return task
+
+    def _loop_ended(self, index: int, task: asyncio.Task[None]) -> None:
+        # `_run_slot` ends only when the pool closes; anything else is a bug of ours, and
+        # the slot must not be left without a loop feeding it.
+        if self._closing or index >= len(self._tasks) or self._tasks[index] is not task:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("context loop %d ended (%r); starting another", index, error)
+        self.stats.loop_restarts += 1
+        self._tasks[index] = self._start_loop(index)
+
     async def _run_slot(self, index: int) -> None:
-        settings = self._settings
-        backoff = _REFILL_BACKOFF
         while not self._closing:
-            warm = self._slots[index]
-            if warm is None or warm.broken:
-                try:
-                    warm = await self._open(index)
-                except Exception as error:
-                    log.warning("context %d could not be opened: %s", index, error)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, _REFILL_BACKOFF_MAX)
-                    continue
-                backoff = _REFILL_BACKOFF
-            jobs = await self._take_batch(settings.max_batch)
-            if jobs and warm.broken:
-                # Lost while waiting (browser died): hand the work to a healthy context.
-                for job in jobs:
-                    self._queue.put_nowait(job)
-                continue
-            if jobs:
-                await self._sign_on(warm, jobs)
-            if warm.due_for_recycle(
-                settings.recycle_after_signatures, settings.recycle_after_seconds
-            ):
-                self.stats.recycles += 1
-                warm.broken = True  # reopened at the top of the loop
+            taken: list[_Job] = []
+            try:
+                await self._serve_slot_once(index, taken)
+            except asyncio.CancelledError:
+                # Ended from outside: the loop that replaces it (or the close) has them.
+                for job in taken:
+                    if not job.future.done():
+                        self._queue.put_nowait(job)
+                raise
+            except Exception:  # never let one failure end the loop
+                self.stats.loop_errors += 1
+                log.exception("context loop %d failed; going on", index)
+                failure = SignError("the signer failed on this request; it has been logged")
+                for job in taken:
+                    if not job.future.done():
+                        job.future.set_exception(failure)
+                await asyncio.sleep(_LOOP_ERROR_PAUSE)
+
+    async def _serve_slot_once(self, index: int, taken: list[_Job]) -> None:
+        """One turn of a context's loop: (re)open its context, sign one batch; the jobs
+        it takes are put in `taken` (for the caller to fail should this raise)."""
+        settings = self._settings
+        warm = self._slots[index]
+        if warm is None or warm.broken:
+            try:
+                warm = await self._open(index)
+            except Exception as error:
+                log.warning("context %d could not be opened: %s", index, error)
+                backoff = self._backoff.get(index, _REFILL_BACKOFF)
+                self._backoff[index] = min(backoff * 2, _REFILL_BACKOFF_MAX)
+                await asyncio.sleep(backoff)
+                return
+            self._backoff.pop(index, None)
+        jobs = await self._take_batch(settings.max_batch)
+        if jobs and warm.broken:
+            # Lost while waiting (browser died): hand the work to a healthy context.
+            for job in jobs:
+                self._queue.put_nowait(job)
+            return
+        taken.extend(jobs)
+        if jobs:
+            await self._sign_on(warm, jobs)
+        if warm.due_for_recycle(settings.recycle_after_signatures, settings.recycle_after_seconds):
+            self.stats.recycles += 1
+            warm.broken = True  # reopened at the top of the loop
 
     async def _take_batch(self, limit: int) -> list[_Job]:
         # The timeout only bounds how long a context that broke while idle stays broken.
@@ -272,36 +327,64 @@ class ContextPool:
             live.append(job)
         return live
 
+    def _page_item(
+        self, warm: WarmContext, request: PreparedRequest
+    ) -> tuple[Navigator, dict[str, Any]]:
+        """What the page needs to sign `request`, and the navigator it signs as."""
+        user_agent = request.user_agent or warm.navigator.user_agent
+        navigator = warm.navigator.for_user_agent(user_agent)
+        item: dict[str, Any] = {
+            "query": request.query_for(navigator),
+            "userAgent": user_agent,
+            "msToken": request.ms_token,
+            "includeVerifyFp": request.include_verify_fp,
+        }
+        if request.body:
+            item["bodyBase64"] = base64.b64encode(request.body).decode()
+        if self._vendor_scripts:
+            item["url"] = request.url
+        return navigator, item
+
     async def _sign_on(self, warm: WarmContext, jobs: list[_Job]) -> None:
         navigators = []
         items = []
+        signable = []
         for job in jobs:
-            request = job.request
-            user_agent = request.user_agent or warm.navigator.user_agent
-            navigator = warm.navigator.for_user_agent(user_agent)
+            try:
+                navigator, item = self._page_item(warm, job.request)
+            except Exception as error:  # this request alone cannot be signed
+                log.warning("request not signable: %r", error)
+                if not job.future.done():
+                    job.future.set_exception(
+                        InvalidSignRequest("request", f"cannot be signed ({type(error).__name__})")
+                    )
+                continue
             navigators.append(navigator)
-            item: dict[str, Any] = {
-                "query": request.query_for(navigator),
-                "userAgent": user_agent,
-                "msToken": request.ms_token,
-                "includeVerifyFp": request.include_verify_fp,
-            }
-            if request.body:
-                item["bodyBase64"] = base64.b64encode(request.body).decode()
-            if self._vendor_scripts:
-                item["url"] = request.url
             items.append(item)
+            signable.append(job)
+        jobs = signable
+        if not jobs:
+            return
         try:
             results = await warm.sign(items, self._settings.browser_call_timeout)
         except EngineUnavailable as error:
             warm.broken = True
             self.stats.context_failures += 1
             browser = warm.context.browser
-            if browser is not None and browser.is_connected():
-                self.stats.crashes += 1  # a dead browser is counted once, in _browser_lost
+            # A browser already replaced was counted when it was lost.
+            crashed = browser is None or browser is not self._browser
+            if not crashed and browser is not None and not self._browser_alive(browser):
+                crashed = True
+                self._browser_lost(browser)  # counted once there, whoever reports it first
+            elif not crashed and browser is not None:
+                # A page that died or hung while its browser lived, unless the browser
+                # turns out to be dying too (then `_browser_lost` counts it).
+                asyncio.get_running_loop().call_later(
+                    _CRASH_SETTLE, self._count_page_failure, browser
+                )
             log.warning("context %s failed: %s", warm.slot, error)
             for job in jobs:
-                self._retry_or_fail(job, error)
+                self._retry_or_fail(job, error, spend_attempt=not crashed)
             return
         self.stats.batches += 1
         self.stats.signatures += len(jobs)
@@ -333,10 +416,12 @@ class ContextPool:
                 )
             )
 
-    def _retry_or_fail(self, job: _Job, error: SignError) -> None:
+    def _retry_or_fail(self, job: _Job, error: SignError, *, spend_attempt: bool = True) -> None:
         if job.future.done():
             return
-        job.attempts += 1
+        # A crash of the whole browser is not the request's fault: it is tried again on
+        # the relaunched one for as long as its deadline allows.
+        job.attempts += int(spend_attempt)
         if job.attempts < _MAX_ATTEMPTS and job.request.deadline > time.time():
             self.stats.retried_requests += 1
             self._queue.put_nowait(job)
@@ -377,7 +462,8 @@ class ContextPool:
     async def _ensure_browser(self) -> Browser:
         async with self._launch_lock:
             browser = self._browser
-            if browser is not None and browser.is_connected():
+            # One reported lost may still look connected: Playwright has not seen it go.
+            if browser is not None and browser.is_connected() and browser is not self._lost:
                 return browser
             relaunch = browser is not None
             if browser is not None:
@@ -404,6 +490,18 @@ class ContextPool:
                 )
             return browser
 
+    def _browser_alive(self, browser: Browser) -> bool:
+        """Whether `browser` still runs: connected, and its main process not dead (a
+        SIGKILLed Chromium fails its pages' calls before Playwright sees it go)."""
+        if not browser.is_connected() or browser is self._lost:
+            return False
+        pid = self.stats.browser_pid
+        return pid is None or _process_alive(pid)
+
+    def _count_page_failure(self, browser: Browser) -> None:
+        if not self._closing and browser is not self._lost and browser.is_connected():
+            self.stats.crashes += 1
+
     def _browser_lost(self, browser: Browser) -> None:
         # Every page of that browser is gone: fail their calls now rather than at timeout.
         if self._closing:
@@ -416,3 +514,13 @@ class ContextPool:
             if warm is not None and warm.context.browser is browser:
                 warm.broken = True
                 warm.channel.fail("Chromium disconnected")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # The state follows the command name in parentheses, which may itself hold spaces.
+    return stat.rsplit(")", 1)[-1].split()[:1] not in (["Z"], ["X"])

@@ -8,13 +8,17 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from signer import Signer, SignerSettings, SignRequest, SignResult
 from signer.browser import BrowserEngine
+from signer.engine import EngineOutput
+from signer.errors import InvalidSignRequest
+from signer.urls import PreparedRequest, prepare_request
 
-from .conftest import FETCH_URL
+from .conftest import FETCH_URL, TIKTOK_UA_WINDOWS
 
 
 @pytest.fixture
@@ -108,3 +112,39 @@ async def test_contexts_recycle_after_t_seconds(require_chromium: None) -> None:
         await signer.sign(SignRequest(FETCH_URL))
         assert pool.stats.recycles >= 1
         assert first not in pool.contexts()
+
+
+def _unsignable(signer: Signer) -> PreparedRequest:
+    """A request the page cannot be handed: a lone surrogate in its User-Agent (`quote`
+    raises on it). Built past `prepare_request`, as input the API lets through would be."""
+    good = prepare_request(SignRequest(FETCH_URL, deadline=time.time() + 5), signer.settings)
+    return replace(good, user_agent=TIKTOK_UA_WINDOWS + "\ud800")
+
+
+async def test_unsignable_requests_fail_alone_and_loops_go_on(fragile_signer: Signer) -> None:
+    pool = _pool(fragile_signer).pool
+    # More bad requests than there are loops: before the fix each one ended a loop.
+    for _ in range(3):
+        good = prepare_request(
+            SignRequest(FETCH_URL, deadline=time.time() + 5), fragile_signer.settings
+        )
+        answers = await pool.sign([_unsignable(fragile_signer) for _ in range(4)] + [good])
+        assert all(isinstance(a, InvalidSignRequest) for a in answers[:4]), answers[:4]
+        assert isinstance(answers[4], EngineOutput), answers[4]
+    assert pool.loops_alive == 2
+    assert pool.stats.loop_restarts == 0
+    result = await fragile_signer.sign(SignRequest(FETCH_URL, deadline=time.time() + 3))
+    assert isinstance(result, SignResult)
+
+
+async def test_an_ended_loop_is_replaced_and_counted(fragile_signer: Signer) -> None:
+    pool = _pool(fragile_signer).pool
+    pool._tasks[0].cancel()  # a loop ending for any reason but the pool's close
+    await asyncio.sleep(0.1)
+    assert pool.loops_alive == 2
+    assert pool.stats.loop_restarts == 1
+    assert fragile_signer.stats()["loop_restarts"] == 1
+    results = await asyncio.gather(
+        *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(10))
+    )
+    assert all(isinstance(r, SignResult) for r in results)
