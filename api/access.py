@@ -3,6 +3,9 @@
 Every signing route runs `admit` before it signs. No key (absent, empty or `None`) is
 the anonymous free tier, counted per client IP; a key is looked up in Postgres through
 the `KeyStore`'s cache and counted against its account or itself (see `api.ratelimit`).
+A key the cache cannot answer for costs a Postgres query, counted per address first (the
+look-up budget, `SIGNER_LIMIT_KEY_LOOKUPS_PER_MINUTE`), so made-up keys are refused
+before the database while a real key in use never is.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from .account_settings import AccountSettings
 from .errors import ApiError
-from .keystore import AccountsUnavailable, KeyRecord, KeyStore
+from .keystore import AccountsUnavailable, BeforeQuery, KeyRecord, KeyStore
 from .ratelimit import (
     Caller,
     RateDecision,
@@ -150,20 +153,25 @@ async def admit(
                 "API keys cannot be checked: this server has no accounts database",
                 retry_after=KEYS_UNAVAILABLE_RETRY_AFTER,
             )
-        limiting = accounting.limiter is not None and accounting.limits.enabled
-        if limiting and not accounting.keystore.knows(raw_key):
+        count_lookup: BeforeQuery | None = None
+        if accounting.limiter is not None and accounting.limits.enabled:
             # A look-up that must ask Postgres is counted per address first, in a budget
-            # of its own, so a flood of made-up keys is refused before the database. A
-            # real key misses the cache about twice a minute per API process.
+            # of its own, so a flood of made-up keys is refused before the database. Only
+            # the request that starts the query is counted (the key store runs this hook
+            # there alone): requests waiting on it, keys answered from the cache (a key in
+            # use is refreshed before it expires) and stale answers cost nothing.
             lookups = Caller(
-                "ip",
-                f"key-lookups:{ip_identity(ip)}",
+                "key_lookups",
+                ip_identity(ip),
                 per_minute=accounting.limits.key_lookups_per_minute,
             )
-            await _count(accounting, lookups, access, count=True)
-            access.decision = None  # the answer's headers are the key's own, below
+
+            async def count_lookup() -> None:
+                await _count(accounting, lookups, access, count=True)
+                access.decision = None  # the answer's headers are the key's own, below
+
         try:
-            key = await accounting.keystore.lookup(raw_key)
+            key = await accounting.keystore.lookup(raw_key, before_query=count_lookup)
         except AccountsUnavailable:
             raise ApiError(
                 503,

@@ -34,6 +34,13 @@ class AccountSettings(BaseSettings):
         description="Seconds an unknown, revoked or inactive key stays cached as refused, so "
         "a flood of bad keys does not reach Postgres.",
     )
+    key_stale_ttl: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds past its cache TTL a valid key's last answer is still served "
+        "while Postgres cannot be asked (down or too slow), so an outage does not stop "
+        "signing for known keys; a key revoked meanwhile keeps working that long (0: none).",
+    )
     key_lookup_timeout: float = Field(
         2.0,
         gt=0,
@@ -44,6 +51,14 @@ class AccountSettings(BaseSettings):
         description="Token of the `/admin/...` routes (`Authorization: Bearer` or "
         f"`X-Admin-Token`), at least {MIN_ADMIN_TOKEN_LENGTH} characters; empty: admin "
         "routes disabled.",
+    )
+
+    admin_auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Wrong admin tokens per client address and UTC minute; past it the "
+        "address gets 429 on every admin route, the right token included, until the "
+        "minute ends.",
     )
 
     @field_validator("admin_token")

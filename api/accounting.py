@@ -1,9 +1,10 @@
 """Starting and stopping what the API needs to know its callers: Postgres (migrated at
 start-up), the key cache, the rate limiter and the usage writer.
 
-Postgres being down never stops the API: anonymous callers and cached keys are still
-served, usage rows wait in the writer's buffer, and the migrations are retried in the
-background until they succeed. Daily partitions are kept ahead from here too.
+Postgres being down never stops the API: anonymous callers and known keys are still
+served (a valid key's last answer, for up to `SIGNER_KEY_STALE_TTL`), usage rows wait in
+the writer's buffer, and the migrations are retried in the background until they
+succeed. Daily partitions are kept ahead from here too.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class AccountingRuntime:
         ]
         accounts = AccountSettings()
         return Accounting(
-            keystore=KeyStore(self.pool, accounts),
+            keystore=KeyStore(self.pool, accounts, registry=registry),
             limiter=RateLimiter(redis, prefix=prefix),
             usage=self.usage,
             limits=limits,

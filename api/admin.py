@@ -2,6 +2,11 @@
 
 Every route wants the token as `Authorization: Bearer <token>` or `X-Admin-Token`
 (401 without it or with another; 403 on every route while no token is configured).
+Failed authentications are counted per client address in Redis: past
+`SIGNER_ADMIN_AUTH_FAILURES_PER_MINUTE` the address gets 429 with `Retry-After` on every
+admin route, the right token included, until the UTC minute ends, so a token cannot be
+guessed online; each failure is counted in `signer_api_admin_auth_failures_total` and
+logged (one line a second at most, the rest summed into the next).
 Bodies are JSON; errors take the structured shape `{status: "error", error: {...}}`:
 400 bad input, 404 unknown user or key, 409 duplicate user, 503 database unreachable.
 
@@ -18,8 +23,9 @@ Bodies are JSON; errors take the structured shape `{status: "error", error: {...
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,12 +33,23 @@ from typing import Protocol
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from . import accounts
+from .access import client_ip
 from .account_settings import AccountSettings
 from .apikeys import SHOWN_ONCE, prefix_named_by
 from .errors import ApiError, ErrorType, structured_error_body
 from .keystore import KeyStore
+from .parsing import parse_json
+from .ratelimit import (
+    Caller,
+    RateDecision,
+    RateLimiter,
+    ip_identity,
+    rate_limit_error,
+    rate_limit_headers,
+)
 
 __all__ = ["AccountsBackend", "admin_routes"]
 
@@ -41,6 +58,8 @@ log = logging.getLogger(__name__)
 # Seconds to wait for a free connection before answering 503.
 ACQUIRE_TIMEOUT = 5.0
 DEFAULT_REPORT_DAYS = 7
+FAILURE_LOG_INTERVAL = 1.0  # seconds between log lines about failed authentications
+MAX_LOGGED_PATH = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request, asyncpg.Pool], Awaitable[web.Response]]
@@ -63,6 +82,12 @@ class AccountsBackend(Protocol):
 
     @property
     def keystore(self) -> KeyStore | None: ...
+
+    @property
+    def limiter(self) -> RateLimiter | None: ...  # None: failures are not limited
+
+    @property
+    def trust_forwarded_for(self) -> bool: ...
 
 
 def _error(status: int, type_: ErrorType, message: str) -> web.Response:
@@ -93,26 +118,114 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _refusal(expected: str, headers: Mapping[str, str]) -> web.Response | None:
-    """The answer for a request without the right token; None when it may go on."""
-    if not expected:
-        return _error(
-            403,
-            "AUTHENTICATION_ERROR",
-            "admin routes are disabled: set SIGNER_ADMIN_TOKEN to enable them",
-        )
-    given = _presented_token(headers)
-    if given is None:
-        return _error(
-            401,
-            "AUTHENTICATION_ERROR",
-            "admin token required (Authorization: Bearer <token> or X-Admin-Token)",
-        )
+def _right_token(expected: str, given: str) -> bool:
     # Bytes, since compare_digest refuses non-ASCII str; aiohttp keeps undecodable header
     # bytes as surrogates, which only surrogateescape turns back into bytes.
-    if not hmac.compare_digest(_bytes(given), _bytes(expected)):
+    return hmac.compare_digest(_bytes(given), _bytes(expected))
+
+
+class _FailureLog:
+    """A warning per failed authentication, at most one per `FAILURE_LOG_INTERVAL`: the
+    others are summed into the next line, so a flood of guesses cannot flood the log."""
+
+    def __init__(self) -> None:
+        self._last = -math.inf
+        self._unlogged = 0
+
+    def failed(self, request: web.Request, ip: str, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._last < FAILURE_LOG_INTERVAL:
+            self._unlogged += 1
+            return
+        more = f" (and {self._unlogged} more since the last line)" if self._unlogged else ""
+        log.warning(
+            "admin authentication failed: %s, from %s on %s %s%s",
+            reason,
+            ip or "an unknown address",
+            request.method,
+            request.path[:MAX_LOGGED_PATH],
+            more,
+        )
+        self._last = now
+        self._unlogged = 0
+
+
+class _Guard:
+    """Who may use the admin routes: the right token, from an address not blocked for
+    too many wrong ones (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: AccountsBackend,
+        settings: AccountSettings,
+        registry: CollectorRegistry | None,
+    ) -> None:
+        self._backend = backend
+        self._token = settings.admin_token.get_secret_value()
+        self._per_minute = settings.admin_auth_failures_per_minute
+        self._log = _FailureLog()
+        self.failures = Counter(
+            "signer_api_admin_auth_failures",
+            "Admin requests refused for their token: 401 (missing or wrong) or 429 (from an "
+            "address past its budget of failures, the right token included).",
+            ["status"],
+            registry=registry,
+        )
+
+    async def refusal(self, request: web.Request) -> web.Response | None:
+        """The answer for a request that may not go on; None when it may."""
+        if not self._token:
+            return _error(
+                403,
+                "AUTHENTICATION_ERROR",
+                "admin routes are disabled: set SIGNER_ADMIN_TOKEN to enable them",
+            )
+        ip = client_ip(request, self._backend.trust_forwarded_for)
+        caller = Caller("admin_auth", ip_identity(ip), per_minute=self._per_minute)
+        given = _presented_token(request.headers)
+        if given is not None and _right_token(self._token, given):
+            # Read, not counted: the right token costs nothing, but is refused while the
+            # address is blocked (it may be the guess that just came true).
+            decision = await self._ask(caller, count=False)
+            if decision is None or decision.allowed:
+                return None
+            self._log.failed(request, ip, "right token from a blocked address")
+            return self._blocked(decision)
+        # Counted whatever the answer: a refused count counts nothing and says "blocked".
+        decision = await self._ask(caller, count=True)
+        reason = "no token" if given is None else "wrong token"
+        self._log.failed(request, ip, reason)
+        if decision is not None and not decision.allowed:
+            return self._blocked(decision)
+        self.failures.labels("401").inc()
+        if given is None:
+            return _error(
+                401,
+                "AUTHENTICATION_ERROR",
+                "admin token required (Authorization: Bearer <token> or X-Admin-Token)",
+            )
         return _error(401, "AUTHENTICATION_ERROR", "invalid admin token")
-    return None
+
+    async def _ask(self, caller: Caller, *, count: bool) -> RateDecision | None:
+        """The caller's failures budget; None when it cannot be asked (no Redis here, or
+        Redis away: the token alone decides then, as it did before there was a budget)."""
+        limiter = self._backend.limiter
+        if limiter is None:
+            return None
+        try:
+            return await (limiter.hit(caller) if count else limiter.peek(caller))
+        except Exception as error:
+            log.warning("admin authentication failures cannot be counted: %r", error)
+            return None
+
+    def _blocked(self, decision: RateDecision) -> web.Response:
+        self.failures.labels("429").inc()
+        error = rate_limit_error(decision)
+        response = web.json_response(
+            structured_error_body(error, datetime.now(UTC)), status=error.status
+        )
+        response.headers.update(rate_limit_headers(decision))
+        return response
 
 
 @asynccontextmanager
@@ -124,8 +237,8 @@ async def _connection(pool: asyncpg.Pool) -> AsyncIterator[accounts.Connection]:
 async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, object]:
     raw = await request.read()
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = parse_json(raw) if raw.strip() else {}
+    except (UnicodeDecodeError, ValueError):  # ValueError: JsonRefused, deep or giant too
         raise accounts.InvalidInput("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise accounts.InvalidInput("the body must be a JSON object")
@@ -194,14 +307,19 @@ async def _answer(request: web.Request, route: Route, backend: AccountsBackend) 
         return _error(500, "INTERNAL_ERROR", "internal error; it has been logged")
 
 
-def admin_routes(backend: AccountsBackend, settings: AccountSettings) -> list[web.RouteDef]:
-    """The `/admin/...` routes; add them before any catch-all route of the app."""
-    token = settings.admin_token.get_secret_value()
+def admin_routes(
+    backend: AccountsBackend,
+    settings: AccountSettings,
+    registry: CollectorRegistry | None = None,
+) -> list[web.RouteDef]:
+    """The `/admin/...` routes; add them before any catch-all route of the app. Their
+    metrics go to `registry` (the API's) when given."""
+    guard = _Guard(backend, settings, registry)
 
     def guarded(route: Route) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             # Not `or`: an aiohttp response is a mapping, falsy while it holds no state.
-            response = _refusal(token, request.headers)
+            response = await guard.refusal(request)
             if response is None:
                 response = await _answer(request, route, backend)
             # Keys and account data must not linger in a proxy's or browser's cache.

@@ -56,7 +56,9 @@ __all__ = [
 ]
 
 Window = Literal["minute", "hour", "day"]
-CallerKind = Literal["ip", "account", "key"]
+# "key_lookups" and "admin_auth" are per-address budgets of their own (look-ups of keys
+# not cached, failed admin tokens): their refusals name themselves in label and message.
+CallerKind = Literal["ip", "account", "key", "key_lookups", "admin_auth"]
 
 WINDOW_SECONDS: dict[Window, int] = {"minute": 60, "hour": 3600, "day": 86400}
 _WINDOWS: tuple[Window, ...] = ("minute", "hour", "day")
@@ -110,6 +112,15 @@ _WHO: dict[CallerKind, str] = {
     "ip": "for this IP address",
     "account": "for this account (all its API keys together)",
     "key": "for this API key",
+    "key_lookups": "for look-ups of unknown API keys from this IP address",
+    "admin_auth": "for failed admin authentications from this IP address",
+}
+
+# What a refused caller of a budget that is not a request budget reads instead of
+# "Rate limit reached": the request was refused for what came before it, not for itself.
+_TOO_MANY: dict[CallerKind, str] = {
+    "key_lookups": "Too many look-ups of unknown API keys from this address",
+    "admin_auth": "Too many failed admin authentications from this address",
 }
 
 
@@ -343,10 +354,13 @@ def limit_message(decision: RateDecision) -> str:
     window = _refusing(decision)
     reset = datetime.fromtimestamp(window.reset_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     seconds = decision.retry_after
+    again = f"Try again in {seconds} second{'s' if seconds != 1 else ''} ({reset})."
+    too_many = _TOO_MANY.get(decision.caller.kind)
+    if too_many is not None:
+        return f"{too_many} ({window.limit} per {window.window}). {again}"
     return (
         f"Rate limit reached: {window.limit} requests per {window.window} "
-        f"{_WHO[decision.caller.kind]}. Try again in {seconds} second{'s' if seconds != 1 else ''}"
-        f" ({reset})."
+        f"{_WHO[decision.caller.kind]}. {again}"
     )
 
 

@@ -133,8 +133,11 @@ def test_made_up_keys_meet_the_address_limit_before_the_database(stack: ServiceS
         for n in range(KEY_LOOKUPS_PER_MINUTE + 2)
     ]
     assert statuses == [401] * KEY_LOOKUPS_PER_MINUTE + [429, 429]
-    _, _, body = _request(_sign_url(stack.base, "sk_MadeLast_" + "y" * 32), address)
-    assert body["limit_label"] == "rate_limit_ip_minute"
+    _, headers, body = _request(_sign_url(stack.base, "sk_MadeLast_" + "y" * 32), address)
+    # Its own label and words: the caller sent too many unknown keys, not too many requests.
+    assert body["limit_label"] == "rate_limit_key_lookups_minute"
+    assert body["message"].startswith("Too many look-ups of unknown API keys from this address")
+    assert 1 <= int(headers["Retry-After"]) <= 60
     # A key already looked up is answered from the cache: no budget needed.
     assert _request(_sign_url(stack.base, "sk_Made0000_" + "y" * 32), address)[0] == 401
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,11 +15,15 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from api.account_settings import AccountSettings
 from api.admin import admin_routes
 from api.keystore import KeyStore
+from api.ratelimit import RateLimiter
 from tests.postgres_server import PostgresServer
+from tests.redis_server import private_redis
 
 TOKEN = "admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,6 +35,8 @@ class Backend:
 
     database: asyncpg.Pool | None
     keystore: KeyStore | None
+    limiter: RateLimiter | None = None
+    trust_forwarded_for: bool = False
 
 
 @pytest.fixture
@@ -51,9 +59,11 @@ Client = TestClient[web.Request, web.Application]
 
 
 @asynccontextmanager
-async def serving(backend: Backend, settings: AccountSettings) -> AsyncIterator[Client]:
+async def serving(
+    backend: Backend, settings: AccountSettings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[Client]:
     app = web.Application()
-    app.add_routes(admin_routes(backend, settings))
+    app.add_routes(admin_routes(backend, settings, registry))
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -325,3 +335,76 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.admin_token.get_secret_value() == TOKEN
     assert TOKEN not in repr(settings)
     assert all(field.description for field in AccountSettings.model_fields.values())
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with private_redis() as url:
+        yield url
+
+
+@pytest.fixture
+async def limiter(redis_url: str) -> AsyncIterator[RateLimiter]:
+    client = Redis.from_url(redis_url)
+    yield RateLimiter(client, prefix=f"test-{uuid.uuid4().hex[:8]}")
+    await client.aclose()
+
+
+def failures(registry: CollectorRegistry, status: str) -> float:
+    value = registry.get_sample_value("signer_api_admin_auth_failures_total", {"status": status})
+    return value or 0.0
+
+
+async def test_wrong_tokens_are_limited_per_address_then_even_the_right_one_waits(
+    pool: asyncpg.Pool,
+    keystore: KeyStore,
+    limiter: RateLimiter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 15 item 13: over 6,000 wrong tokens were tried without a trace or a limit.
+    settings = account_settings().model_copy(update={"admin_auth_failures_per_minute": 10})
+    backend = Backend(pool, keystore, limiter, trust_forwarded_for=True)
+    registry = CollectorRegistry()
+    guesser = {"X-Forwarded-For": "198.51.100.7"}
+    async with serving(backend, settings, registry) as client:
+        with caplog.at_level(logging.WARNING, logger="api.admin"):
+            statuses = []
+            for n in range(13):
+                headers = guesser | {"Authorization": f"Bearer guess-{n:04d}-0123456789"}
+                statuses.append((await client.get("/admin/users", headers=headers)).status)
+        assert statuses == [401] * 10 + [429] * 3
+        # Blocked: the right token from that address waits too (it may be the guess that
+        # came true), and says for how long.
+        blocked = await client.get("/admin/users", headers=guesser | AUTH)
+        error = await error_of(blocked, 429)
+        assert error["type"] == "RATE_LIMIT_ERROR"
+        assert "failed admin authentications" in error["message"]
+        assert error["limit_label"] == "rate_limit_admin_auth_minute"
+        assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+        assert blocked.headers["Cache-Control"] == "no-store"
+        # Another address is not blocked, and the right token costs no budget.
+        for _ in range(15):
+            headers = {"X-Forwarded-For": "198.51.100.8"} | AUTH
+            assert await data_of(await client.get("/admin/users", headers=headers)) == []
+        missing = await client.get("/admin/users", headers={"X-Forwarded-For": "198.51.100.8"})
+        await error_of(missing, 401)
+    assert failures(registry, "401") == 11
+    assert failures(registry, "429") == 4
+    # Logged, but not a line per guess: the burst came within a second.
+    lines = [
+        r.getMessage() for r in caplog.records if "admin authentication failed" in r.getMessage()
+    ]
+    assert 1 <= len(lines) < 13
+    assert "198.51.100.7" in lines[0]
+    assert "guess-" not in " ".join(lines)  # a guess may be a real token mistyped
+
+
+async def test_without_redis_the_token_alone_decides(
+    pool: asyncpg.Pool, keystore: KeyStore
+) -> None:
+    closed = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    backend = Backend(pool, keystore, RateLimiter(closed))
+    async with serving(backend, account_settings()) as client:
+        await error_of(await client.get("/admin/users", headers={"X-Admin-Token": "x" * 20}), 401)
+        assert await data_of(await client.get("/admin/users", headers=AUTH)) == []
+    await closed.aclose()

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from api.ratelimit import (
     Caller,
+    CallerKind,
     RateDecision,
     RateLimiter,
     RateLimitSettings,
@@ -26,6 +27,7 @@ from api.ratelimit import (
     caller_for,
     eulerstream_limit_body,
     ip_identity,
+    limit_message,
     rate_limit_error,
     rate_limit_headers,
     rate_limits_body,
@@ -406,3 +408,25 @@ def count_commands(redis: Redis) -> list[tuple[Any, ...]]:
 
     redis.execute_command = recording  # type: ignore[method-assign]
     return calls
+
+
+async def test_the_lookup_and_admin_budgets_say_what_they_count(limiter: RateLimiter) -> None:
+    # Issue 9: the look-up budget's refusal read like the anonymous request budget's, so a
+    # caller with an unlimited key was told it had sent too many requests.
+    ip = unique_ip()
+    cases: tuple[tuple[CallerKind, str], ...] = (
+        ("key_lookups", "Too many look-ups of unknown API keys from this address"),
+        ("admin_auth", "Too many failed admin authentications from this address"),
+    )
+    for kind, words in cases:
+        caller = Caller(kind, ip, per_minute=1)
+        assert (await limiter.hit(caller, now=T)).allowed
+        refused = await limiter.hit(caller, now=T + 17.5)
+        assert refused.limit_label == f"rate_limit_{kind}_minute"
+        assert limit_message(refused) == (
+            f"{words} (1 per minute). Try again in 43 seconds (2024-10-04 05:08:00 UTC)."
+        )
+        assert "Rate limit reached" not in rate_limit_error(refused).message
+    # Each budget is its own: the address's anonymous requests are untouched.
+    anonymous = Caller("ip", ip, per_minute=1)
+    assert (await limiter.hit(anonymous, now=T)).allowed
