@@ -18,6 +18,7 @@ import pytest
 
 from tests.service_stack import ServiceStack, service_stack
 from tests.signer.conftest import FETCH_URL
+from workers.logs import REDACTED
 
 REQUEST_FIELDS = {
     "request_id",
@@ -189,3 +190,79 @@ def test_one_json_line_per_request_and_no_key(logged_stack: tuple[ServiceStack, 
     assert line["no url"]["key_prefix"] is None
     assert line["health"]["route"] == "health"
     assert line["health"]["dialect"] == "structured"
+
+
+_SECRETS = """
+import asyncio, logging, sys
+from workers.logs import configure_logging, get_logger
+key = sys.argv[1]
+configure_logging()
+get_logger("t.structlog").info(f"apiKey={key}", headers={"X-Api-Key": key}, raw=key.encode())
+logging.getLogger("t.stdlib").warning("Authorization: Bearer %s", key)
+try:
+    raise ValueError(f"Invalid header value char: b'X-Api-Key: {key}\\\\x01'")
+except ValueError:
+    logging.getLogger("aiohttp.server").exception("Error handling request")
+get_logger("t.tokens").info("signed", url="https://x/?a=1&msToken=SECRETTOKEN&X-Bogus=SECRETBOGUS")
+"""
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_keys_and_tokens_are_redacted_from_every_record(log_format: str) -> None:
+    from api.apikeys import generate_key  # the key shape the redaction must know
+
+    key = generate_key()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIGNER_LOG_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _SECRETS, key.key],
+        env={**clean, "SIGNER_LOG_FORMAT": log_format},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    secret = key.key.removeprefix(key.prefix + "_")
+    assert secret[:8] not in done.stderr
+    assert "SECRETTOKEN" not in done.stderr
+    assert "SECRETBOGUS" not in done.stderr
+    assert f"{key.prefix}_{REDACTED}" in done.stderr  # the prefix still says whose key it was
+    assert "Error handling request" in done.stderr
+    assert "ValueError" in done.stderr  # the traceback stays, without the key
+    if log_format == "json":
+        assert len(done.stderr.splitlines()) == 4
+
+
+_ACCEPT_FAILURES = """
+import asyncio, errno, logging
+from workers.logs import configure_logging
+configure_logging()
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    error = OSError(errno.EMFILE, "Too many open files")
+    for _ in range(5000):  # what an API out of descriptors reported, scaled down
+        loop.call_exception_handler(
+            {"message": "socket.accept() out of system resource", "exception": error}
+        )
+    logging.getLogger("asyncio").error("something else")
+
+asyncio.run(main())
+"""
+
+
+def test_accept_failures_are_logged_at_most_once_a_second() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIGNER_LOG_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _ACCEPT_FAILURES],
+        env={**clean, "SIGNER_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    failures = [r for r in records if r["event"].startswith("socket.accept()")]
+    assert 1 <= len(failures) <= 2  # the loop ran well under two seconds
+    assert "Too many open files" in failures[0]["event"]
+    assert "exception" not in failures[0]
+    assert [r["event"] for r in records if r not in failures] == ["something else"]
