@@ -166,11 +166,20 @@ def _print_users(users: Sequence[accounts.User], *, as_json: bool) -> None:
     print(format_table(["email", "tier", "active", "keys", "created (UTC)"], rows, right=[3]))
 
 
-def users_create(email: str, tier: str, *, as_json: bool = False) -> int:
-    """`signer users create EMAIL [--tier T]`."""
+def users_create(email: str, tier: str, *, as_json: bool = False, if_missing: bool = False) -> int:
+    """`signer users create EMAIL [--tier T] [--if-missing]`: with `if_missing`, a user
+    who already exists is shown as they are (tier unchanged) instead of an error, so
+    `make key` can run again for the same email."""
 
     async def work(conn: asyncpg.Connection[Any]) -> None:
-        _print_users([await accounts.create_user(conn, email, tier)], as_json=as_json)
+        try:
+            user = await accounts.create_user(conn, email, tier)
+        except accounts.DuplicateUser:
+            existing = await accounts.get_user(conn, email) if if_missing else None
+            if existing is None:
+                raise
+            user = existing
+        _print_users([user], as_json=as_json)
 
     return _run(work)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .config import SignerSettings
 from .errors import SignError
@@ -52,9 +54,18 @@ def _positive(text: str) -> int:
 
 
 def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`migrate`, `users`, `keys` and `usage`: the accounts in Postgres (`DATABASE_URL`)."""
-    commands.add_parser("migrate", help="apply pending database migrations (DATABASE_URL)")
-    as_json = argparse.ArgumentParser(add_help=False)
+    """`migrate`, `users`, `keys` and `usage`: the accounts in Postgres (`DATABASE_URL`,
+    else the database of the `signer up` whose state folder is `--state`)."""
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state",
+        default=".state",
+        help="without DATABASE_URL: use the database of `signer up --state` (default .state)",
+    )
+    commands.add_parser(
+        "migrate", help="apply pending database migrations (DATABASE_URL)", parents=[state]
+    )
+    as_json = argparse.ArgumentParser(add_help=False, parents=[state])
     as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
     tiers = ["free", "api_key"]
 
@@ -63,6 +74,9 @@ def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     create_user = user_actions.add_parser("create", help="add a user", parents=[as_json])
     create_user.add_argument("email")
     create_user.add_argument("--tier", choices=tiers, default="free", help="default: free")
+    create_user.add_argument(
+        "--if-missing", action="store_true", help="a user who exists already is no error"
+    )
     user_actions.add_parser("list", help="list every user", parents=[as_json])
     set_tier = user_actions.add_parser("set-tier", help="move a user to a tier", parents=[as_json])
     set_tier.add_argument("email")
@@ -79,7 +93,7 @@ def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     create_key.add_argument("--per-day", type=_positive, help="own limit (default: tier's)")
     list_keys = key_actions.add_parser("list", help="list keys (prefixes only)", parents=[as_json])
     list_keys.add_argument("--user", help="only this user's keys")
-    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke = key_actions.add_parser("revoke", help="revoke a key", parents=[state])
     revoke.add_argument("prefix", help="the key's prefix, like sk_AbCd1234")
 
     usage = commands.add_parser("usage", help="requests per UTC day", parents=[as_json])
@@ -125,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the whole stack here (private Redis and Postgres)")
     up.add_argument("--port", type=int, default=8080, help="API port (default 8080; 0: any)")
     up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    up.add_argument("--state", default=".state", help="folder for private Redis and Postgres")
+    up.add_argument(
+        "--state", default=".state", help="folder of the private Redis and Postgres (.state)"
+    )
     _account_parsers(commands)
     return parser
 
@@ -134,8 +150,6 @@ def _service(args: argparse.Namespace) -> int:
     # The service layers are imported only here: the signing library itself knows nothing
     # of HTTP or queues, and this command line is where the layers are put together.
     if args.command == "up":
-        from pathlib import Path
-
         from stack import run_up
 
         return run_up(Path(args.state).resolve(), args.port, args.workers)
@@ -156,6 +170,24 @@ def _service(args: argparse.Namespace) -> int:
 
 
 def _accounts(args: argparse.Namespace) -> int:
+    # Without DATABASE_URL, the database `signer up` runs (its state folder records it),
+    # so a key can be issued while the stack runs with nothing to export.
+    from stack.recovery import recorded_database_url
+
+    recorded = None if os.environ.get("DATABASE_URL") else recorded_database_url(Path(args.state))
+    if recorded:
+        os.environ["DATABASE_URL"] = recorded
+    status = _account_command(args)
+    if status != 0 and recorded:
+        print(
+            f"signer: that is the database of `signer up --state {args.state}`: "
+            "is it running? (`make run`)",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _account_command(args: argparse.Namespace) -> int:
     # Imported only here, as the service layers are in _service.
     from api import admin_cli
 
@@ -165,7 +197,9 @@ def _accounts(args: argparse.Namespace) -> int:
         return admin_cli.usage(args.user, args.days, as_json=args.json)
     if args.command == "users":
         if args.action == "create":
-            return admin_cli.users_create(args.email, args.tier, as_json=args.json)
+            return admin_cli.users_create(
+                args.email, args.tier, as_json=args.json, if_missing=args.if_missing
+            )
         if args.action == "set-tier":
             return admin_cli.users_set_tier(args.email, args.tier, as_json=args.json)
         return admin_cli.users_list(as_json=args.json)

@@ -22,7 +22,7 @@ def private_redis() -> Iterator[str]:
         yield given
         return
     folder = Path(tempfile.mkdtemp(prefix="signer-redis-"))
-    server = PrivateRedis(folder)
+    server = PrivateRedis(folder, durable=False)  # thrown away after: no disk writes
     try:
         yield server.start()
     except ServiceError as error:

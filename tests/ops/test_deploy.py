@@ -29,6 +29,7 @@ import yaml
 
 from api.app import create_app
 from signer.cli import main as signer_main
+from tests.test_readme_settings import SETTINGS, environment_names
 from workers import QueueSettings, SignQueue
 from workers.keys import queue_name
 
@@ -541,14 +542,62 @@ def test_grafana_mounts_what_its_provisioning_names(compose: dict[str, Any]) -> 
     assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:-.+\}", env["GF_SECURITY_ADMIN_PASSWORD"])
 
 
+def env_example_names() -> set[str]:
+    """Every variable .env.example sets or shows commented out."""
+    return set(re.findall(r"^#?([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
+
+
 def test_env_example_documents_every_compose_variable() -> None:
     compose_text = (ROOT / "docker-compose.yml").read_text()
     # `$${NAME}` is the container's own variable, escaped from compose.
     used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", compose_text))
-    documented = set(
-        re.findall(r"^#?([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M)
+    assert used <= env_example_names(), used - env_example_names()
+
+
+# What docker-compose.yml sets itself to wire the containers together (not from .env).
+COMPOSE_WIRED = {
+    "REDIS_URL",
+    "DATABASE_URL",
+    "SIGNER_API_HOST",
+    "SIGNER_API_PORT",
+    "SIGNER_CHROMIUM_PATH",
+    "SIGNER_WORKER_METRICS_HOST",
+    "SIGNER_WORKER_METRICS_PORT",
+}
+
+
+def test_env_example_lists_every_setting() -> None:
+    settings = {name for cls in SETTINGS for name in environment_names(cls)}
+    listed = env_example_names()
+    assert not (settings - COMPOSE_WIRED) - listed, "add them to .env.example"
+    # The wired names are real settings (a renamed one would leave a stale entry here).
+    assert settings >= COMPOSE_WIRED
+
+
+def test_every_setting_in_dot_env_reaches_the_signer_containers(tmp_path: Path) -> None:
+    # The compose file as a user has it, with a .env beside it: the `env_file` is read
+    # from the project folder, while the wiring (REDIS_URL...) must win over it.
+    (tmp_path / "docker-compose.yml").write_text((ROOT / "docker-compose.yml").read_text())
+    (tmp_path / ".env").write_text(
+        "SIGNER_API_TRUST_FORWARDED_FOR=true\n"
+        "SIGNER_LIMIT_FREE_PER_MINUTE=7\n"
+        "SIGNER_KEY_CACHE_TTL=3\n"
+        "REDIS_URL=redis://elsewhere:6379/0\n"
     )
-    assert used == documented
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    command = [*compose_command(), "-f", "docker-compose.yml", "config", "--format", "json"]
+    result = run(command, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in ("api", "worker", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["SIGNER_API_TRUST_FORWARDED_FOR"] == "true", name
+        assert environment["SIGNER_LIMIT_FREE_PER_MINUTE"] == "7", name
+        assert environment["SIGNER_KEY_CACHE_TTL"] == "3", name
+    assert services["api"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert services["worker"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    # Redis and Postgres are not the signer's: .env settings stay out of them.
+    assert "SIGNER_KEY_CACHE_TTL" not in services["redis"].get("environment", {})
 
 
 # --- ops/k8s ---------------------------------------------------------------------------
