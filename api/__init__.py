@@ -1,7 +1,7 @@
-"""The HTTP side of the service: each client dialect translated to and from the signer.
-
-This package holds the pure translation layer (parsing, rendering, errors, OpenAPI);
-the aiohttp handlers that wire it to the queue build on these functions.
+"""The HTTP side of the service, and only that: each client dialect translated to and
+from the signer (parsing, rendering, errors, OpenAPI), the routes and middlewares of
+the aiohttp application (`api.app`, `api.middlewares`) and the admin sub-app. Who may
+call and what they used is `accounts/`; the process that serves all this is `service/`.
 """
 
 from .dialects import (

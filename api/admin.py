@@ -28,30 +28,22 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Protocol
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from . import accounts
-from .access import client_ip
-from .account_settings import AccountSettings
-from .apikeys import SHOWN_ONCE, prefix_named_by
-from .errors import ApiError, ErrorType, structured_error_body
-from .keystore import KeyStore
-from .parsing import parse_json
-from .ratelimit import (
-    Caller,
-    RateDecision,
-    RateLimiter,
-    ip_identity,
-    rate_limit_error,
-    rate_limit_headers,
-)
+from accounts import users as accounts
+from accounts.admission import Accounting
+from accounts.apikeys import SHOWN_ONCE, prefix_named_by
+from accounts.ratelimit import Caller, RateDecision, RateLimiter, ip_identity
+from accounts.settings import AccountSettings
 
-__all__ = ["AccountsBackend", "admin_routes"]
+from .context import ACCOUNTING, TRACE, Handler, RouteInfo
+from .errors import ApiError, ErrorType, rate_limit_error
+from .parsing import parse_json
+
+__all__ = ["admin_app"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +53,6 @@ DEFAULT_REPORT_DAYS = 7
 FAILURE_LOG_INTERVAL = 1.0  # seconds between log lines about failed authentications
 MAX_LOGGED_PATH = 200
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request, asyncpg.Pool], Awaitable[web.Response]]
 
 _STATUS: dict[type[accounts.AccountError], int] = {
@@ -73,31 +64,13 @@ _STATUS: dict[type[accounts.AccountError], int] = {
 }
 
 
-class AccountsBackend(Protocol):
-    """Where the routes find Postgres and the key cache when a request comes (the API's
-    `Accounting` is one); either may be None, Postgres meaning 503."""
-
-    @property
-    def database(self) -> asyncpg.Pool | None: ...
-
-    @property
-    def keystore(self) -> KeyStore | None: ...
-
-    @property
-    def limiter(self) -> RateLimiter | None: ...  # None: failures are not limited
-
-    @property
-    def trust_forwarded_for(self) -> bool: ...
-
-
-def _error(status: int, type_: ErrorType, message: str) -> web.Response:
+def _error(status: int, type_: ErrorType, message: str) -> ApiError:
     # 404 and 409 go out as VALIDATION_ERROR, as the app's own 404 does: the caller named
     # something that is not there, or already is.
     error = ApiError(status, type_, message)
-    response = web.json_response(structured_error_body(error, datetime.now(UTC)), status=status)
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="signer admin"'
-    return response
+        error.headers["WWW-Authenticate"] = 'Bearer realm="signer admin"'
+    return error
 
 
 def _ok(data: object, status: int = 200) -> web.Response:
@@ -154,13 +127,7 @@ class _Guard:
     """Who may use the admin routes: the right token, from an address not blocked for
     too many wrong ones (see the module docstring)."""
 
-    def __init__(
-        self,
-        backend: AccountsBackend,
-        settings: AccountSettings,
-        registry: CollectorRegistry | None,
-    ) -> None:
-        self._backend = backend
+    def __init__(self, settings: AccountSettings, registry: CollectorRegistry | None) -> None:
         self._token = settings.admin_token.get_secret_value()
         self._per_minute = settings.admin_auth_failures_per_minute
         self._log = _FailureLog()
@@ -172,44 +139,46 @@ class _Guard:
             registry=registry,
         )
 
-    async def refusal(self, request: web.Request) -> web.Response | None:
-        """The answer for a request that may not go on; None when it may."""
+    async def check(self, request: web.Request) -> None:
+        """Raises the answer for a request that may not go on."""
         if not self._token:
-            return _error(
+            raise _error(
                 403,
                 "AUTHENTICATION_ERROR",
                 "admin routes are disabled: set SIGNER_ADMIN_TOKEN to enable them",
             )
-        ip = client_ip(request, self._backend.trust_forwarded_for)
+        ip = request[TRACE].client_ip
+        limiter = request.config_dict[ACCOUNTING].limiter
         caller = Caller("admin_auth", ip_identity(ip), per_minute=self._per_minute)
         given = _presented_token(request.headers)
         if given is not None and _right_token(self._token, given):
             # Read, not counted: the right token costs nothing, but is refused while the
             # address is blocked (it may be the guess that just came true).
-            decision = await self._ask(caller, count=False)
+            decision = await self._ask(limiter, caller, count=False)
             if decision is None or decision.allowed:
-                return None
+                return
             self._log.failed(request, ip, "right token from a blocked address")
-            return self._blocked(decision)
+            raise self._blocked(decision)
         # Counted whatever the answer: a refused count counts nothing and says "blocked".
-        decision = await self._ask(caller, count=True)
+        decision = await self._ask(limiter, caller, count=True)
         reason = "no token" if given is None else "wrong token"
         self._log.failed(request, ip, reason)
         if decision is not None and not decision.allowed:
-            return self._blocked(decision)
+            raise self._blocked(decision)
         self.failures.labels("401").inc()
         if given is None:
-            return _error(
+            raise _error(
                 401,
                 "AUTHENTICATION_ERROR",
                 "admin token required (Authorization: Bearer <token> or X-Admin-Token)",
             )
-        return _error(401, "AUTHENTICATION_ERROR", "invalid admin token")
+        raise _error(401, "AUTHENTICATION_ERROR", "invalid admin token")
 
-    async def _ask(self, caller: Caller, *, count: bool) -> RateDecision | None:
+    async def _ask(
+        self, limiter: RateLimiter | None, caller: Caller, *, count: bool
+    ) -> RateDecision | None:
         """The caller's failures budget; None when it cannot be asked (no Redis here, or
         Redis away: the token alone decides then, as it did before there was a budget)."""
-        limiter = self._backend.limiter
         if limiter is None:
             return None
         try:
@@ -218,14 +187,9 @@ class _Guard:
             log.warning("admin authentication failures cannot be counted: %r", error)
             return None
 
-    def _blocked(self, decision: RateDecision) -> web.Response:
+    def _blocked(self, decision: RateDecision) -> ApiError:
         self.failures.labels("429").inc()
-        error = rate_limit_error(decision)
-        response = web.json_response(
-            structured_error_body(error, datetime.now(UTC)), status=error.status
-        )
-        response.headers.update(rate_limit_headers(decision))
-        return response
+        return rate_limit_error(decision)
 
 
 @asynccontextmanager
@@ -275,56 +239,63 @@ def _days(query: Mapping[str, str]) -> int:
         raise accounts.InvalidInput(f"days must be a whole number, not {text!r}") from None
 
 
-def _forget(backend: AccountsBackend) -> None:
-    if backend.keystore is not None:
-        backend.keystore.forget()
+def _forget(request: web.Request) -> None:
+    keystore = request.config_dict[ACCOUNTING].keystore
+    if keystore is not None:
+        keystore.forget()
 
 
-async def _answer(request: web.Request, route: Route, backend: AccountsBackend) -> web.Response:
-    """What `route` answers, with every failure turned into a structured error."""
-    pool = backend.database
+async def _answer(request: web.Request, route: Route) -> web.Response:
+    """What `route` answers, with every failure raised as a structured error."""
+    accounting: Accounting = request.config_dict[ACCOUNTING]
+    pool = accounting.database
     if pool is None:
-        return _error(
-            503, "SERVICE_UNAVAILABLE", "admin needs the accounts database (DATABASE_URL)"
-        )
+        raise _error(503, "SERVICE_UNAVAILABLE", "admin needs the accounts database (DATABASE_URL)")
     try:
         return await route(request, pool)
     except accounts.AccountError as error:
         status = _STATUS.get(type(error), 400)
         kind: ErrorType = "SERVICE_UNAVAILABLE" if status == 503 else "VALIDATION_ERROR"
-        return _error(status, kind, str(error))
+        raise _error(status, kind, str(error)) from None
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, "VALIDATION_ERROR", "the body is too large")
-    except asyncpg.UndefinedTableError:
-        return _error(
-            503, "SERVICE_UNAVAILABLE", "the accounts schema is missing: run `signer migrate`"
+        raise _error(413, "VALIDATION_ERROR", "the body is too large") from None
+    except asyncpg.DataError as error:  # a value Postgres cannot hold (a NUL, say): ours to check
+        log.warning(
+            "admin %s %s: value refused by Postgres %r", request.method, request.path, error
         )
+        raise _error(400, "VALIDATION_ERROR", "a value in the request cannot be stored") from None
+    except asyncpg.UndefinedTableError:
+        raise _error(
+            503, "SERVICE_UNAVAILABLE", "the accounts schema is missing: run `signer migrate`"
+        ) from None
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         log.warning("admin %s %s: database error %r", request.method, request.path, error)
-        return _error(503, "SERVICE_UNAVAILABLE", "the accounts database is unreachable")
-    except Exception:
-        log.exception("admin %s %s failed", request.method, request.path)
-        return _error(500, "INTERNAL_ERROR", "internal error; it has been logged")
+        raise _error(503, "SERVICE_UNAVAILABLE", "the accounts database is unreachable") from None
 
 
-def admin_routes(
-    backend: AccountsBackend,
-    settings: AccountSettings,
-    registry: CollectorRegistry | None = None,
-) -> list[web.RouteDef]:
-    """The `/admin/...` routes; add them before any catch-all route of the app. Their
-    metrics go to `registry` (the API's) when given."""
-    guard = _Guard(backend, settings, registry)
+def admin_app(
+    settings: AccountSettings, registry: CollectorRegistry | None = None
+) -> tuple[web.Application, dict[Handler, RouteInfo]]:
+    """The admin sub-app, to mount at `/admin/` under the API (whose middlewares give it
+    the request id, CORS, metrics, the log line and its error answers), and its routes'
+    names. Its own middleware checks the token; its metrics go to `registry`."""
+    guard = _Guard(settings, registry)
+
+    @web.middleware
+    async def token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Keys and account data must not linger in a proxy's or browser's cache.
+        try:
+            await guard.check(request)
+            response = await handler(request)
+        except ApiError as error:
+            error.headers["Cache-Control"] = "no-store"
+            raise
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def guarded(route: Route) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            # Not `or`: an aiohttp response is a mapping, falsy while it holds no state.
-            response = await guard.refusal(request)
-            if response is None:
-                response = await _answer(request, route, backend)
-            # Keys and account data must not linger in a proxy's or browser's cache.
-            response.headers["Cache-Control"] = "no-store"
-            return response
+            return await _answer(request, route)
 
         return handler
 
@@ -345,7 +316,7 @@ def admin_routes(
         body = await _json_object(request, {"tier"})
         async with _connection(pool) as conn:
             user = await accounts.set_tier(conn, request.match_info["email"], _string(body, "tier"))
-        _forget(backend)  # cached keys carry the old tier
+        _forget(request)  # cached keys carry the old tier
         return _ok(user.to_json())
 
     async def create_key(request: web.Request, pool: asyncpg.Pool) -> web.Response:
@@ -375,7 +346,7 @@ def admin_routes(
             found = await accounts.revoke_key(conn, prefix)
         if not found:
             raise accounts.UnknownKey(f"no key with prefix {prefix}")
-        _forget(backend)
+        _forget(request)
         return _ok({"revoked": prefix})
 
     async def usage(request: web.Request, pool: asyncpg.Pool) -> web.Response:
@@ -386,12 +357,21 @@ def admin_routes(
             )
         return _ok([day.to_json() for day in report])
 
-    return [
-        web.post("/admin/users", guarded(create_user)),
-        web.get("/admin/users", guarded(list_users)),
-        web.patch("/admin/users/{email}", guarded(set_tier)),
-        web.post("/admin/keys", guarded(create_key)),
-        web.get("/admin/keys", guarded(list_keys)),
-        web.delete("/admin/keys/{prefix}", guarded(revoke_key)),
-        web.get("/admin/usage", guarded(usage)),
-    ]
+    admin = web.Application(middlewares=[token])
+    names: dict[Handler, RouteInfo] = {}
+    for method, path, name, route in [
+        ("POST", "/users", "admin_create_user", create_user),
+        ("GET", "/users", "admin_list_users", list_users),
+        ("PATCH", "/users/{email}", "admin_set_tier", set_tier),
+        ("POST", "/keys", "admin_create_key", create_key),
+        ("GET", "/keys", "admin_list_keys", list_keys),
+        ("DELETE", "/keys/{prefix}", "admin_revoke_key", revoke_key),
+        ("GET", "/usage", "admin_usage", usage),
+    ]:
+        handler = guarded(route)
+        if method == "GET":  # and HEAD, as aiohttp's `web.get` route table has it
+            admin.router.add_get(path, handler)
+        else:
+            admin.router.add_route(method, path, handler)
+        names[handler] = RouteInfo(name, "structured")
+    return admin, names

@@ -9,6 +9,13 @@ Status codes for the signer's errors:
 - `SIGNATURE_GENERATION_ERROR` -> 500: our own engine produced a token that failed its
   self-check. 502 would blame an upstream server, but no upstream is involved: the failing
   component is this service, which is exactly what 500 means.
+
+And for the accounts' refusals (`accounts.errors`):
+
+- `InvalidKey` -> 401 `AUTHENTICATION_ERROR`;
+- `RateLimited` -> 429 `RATE_LIMIT_ERROR` with the limit's label, `Retry-After` and the
+  rate-limit headers of the refusing window;
+- `AccountsUnavailable` -> 503 `SERVICE_UNAVAILABLE` with its `Retry-After`.
 """
 
 from __future__ import annotations
@@ -16,13 +23,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
+from accounts.errors import AccountsUnavailable, InvalidKey, RateLimited, Refused
+from accounts.ratelimit import RateDecision, limit_message, refusing_window
 from signer import SignError
+
+from .ratelimit_headers import rate_limit_headers
 
 __all__ = [
     "ApiError",
     "ErrorType",
+    "api_error_from_refusal",
     "api_error_from_sign_error",
     "eulerstream_error_body",
+    "rate_limit_error",
     "structured_error_body",
 ]
 
@@ -96,3 +109,27 @@ def structured_error_body(e: ApiError, now: datetime | None = None) -> dict[str,
     if e.retry_after is not None:
         error["retry_after"] = e.retry_after
     return {"status": "error", "error": error}
+
+
+def rate_limit_error(decision: RateDecision) -> ApiError:
+    """A refusal by a rate limit as an `ApiError`, its headers included."""
+    window = refusing_window(decision)
+    error = ApiError(
+        429,
+        "RATE_LIMIT_ERROR",
+        limit_message(decision),
+        retry_after=decision.retry_after,
+        limit_label=window.label,
+    )
+    error.headers.update(rate_limit_headers(decision))
+    return error
+
+
+def api_error_from_refusal(refused: Refused) -> ApiError:
+    """The HTTP answer for a request admission refused (see the module docstring)."""
+    if isinstance(refused, RateLimited):
+        return rate_limit_error(refused.decision)
+    if isinstance(refused, InvalidKey):
+        return ApiError(401, "AUTHENTICATION_ERROR", str(refused))
+    retry = refused.retry_after if isinstance(refused, AccountsUnavailable) else None
+    return ApiError(503, "SERVICE_UNAVAILABLE", str(refused), retry_after=retry)

@@ -1,7 +1,7 @@
 """The API process's Prometheus metrics: requests, and the queue as this process sees it.
 
 The queue's depth and the workers alive are gauges read from Redis by `refresh_queue`,
-on a timer (see `api.server`) and on `/health`, never per request: a scrape cannot wait
+on a timer (see `service.api_process`) and on `/health`, never per request: a scrape cannot wait
 on Redis (collectors are synchronous) and the hot path must not pay for it. Waits,
 expiries and refusals are counted from each request's `SignOutcome` as it is answered.
 """
@@ -29,8 +29,8 @@ __all__ = ["LATENCY_BUCKETS", "ApiMetrics"]
 class ApiMetrics:
     """One registry per application, so several apps in one process do not collide."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         # The default process_* and python_* metrics, which the global registry has.
         for default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(default)

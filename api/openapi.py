@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, get_args
 
-from . import accounts
+from accounts import users as accounts
+from accounts.tiers import TIERS
+
 from .errors import ErrorType
 from .parsing import (
     MAX_BODY_BYTES,
@@ -368,8 +370,10 @@ def _admin(
 
 
 def _email(description: str) -> Schema:
-    # As api.accounts checks it (surrounding blanks are trimmed first).
-    return _string(description, pattern=r"^[^@\s]+@[^@\s]+$", maxLength=accounts.MAX_EMAIL_LENGTH)
+    # As accounts.users checks it (surrounding blanks are trimmed first).
+    return _string(
+        description, pattern=f"^{accounts.EMAIL_PATTERN}$", maxLength=accounts.MAX_EMAIL_LENGTH
+    )
 
 
 def _path_param(name: str, description: str) -> Schema:
@@ -383,7 +387,7 @@ def _path_param(name: str, description: str) -> Schema:
 
 
 def _admin_paths() -> dict[str, Schema]:
-    tier = {"type": "string", "enum": ["free", "api_key"]}
+    tier = {"type": "string", "enum": list(TIERS)}
     limit = {"type": ["integer", "null"], "minimum": 1}
     return {
         "/admin/users": {

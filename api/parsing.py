@@ -24,6 +24,7 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 from signer import InvalidSignRequest, SignerSettings, SignRequest
+from signer.config import MAX_BODY_BYTES
 from signer.urls import METHODS, MS_TOKEN_PATTERN, bad_text, split_url
 
 from .errors import ApiError
@@ -48,9 +49,6 @@ __all__ = [
     "parse_sign_body",
     "signature_request",
 ]
-
-# The largest request body accepted; the signer's own limit on a signed payload is the same.
-MAX_BODY_BYTES = 64 * 1024
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -251,14 +249,14 @@ def _check_fields(fields: Mapping[str, object], specs: tuple[FieldSpec, ...]) ->
 
 @dataclass(frozen=True, slots=True)
 class ParsedSign:
-    """A parsed sign call: the request for the core, the API key, and pass-through fields.
+    """A parsed sign call: the request for the core and pass-through fields. (The API key
+    is not here: the admission middleware reads it once, with `parse_api_key`.)
 
     `extras` holds what the dialect sends but the core does not use (EulerStream's
     `sessionId`, `ttTargetIdc`, `type`, `client`, ...), so handlers can log or forward it.
     """
 
     request: SignRequest
-    api_key: str | None
     extras: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -420,7 +418,6 @@ def eulerstream_v1_request(
     url = _required_url(query)
     return ParsedSign(
         request=SignRequest(url=url),
-        api_key=parse_api_key(query, headers),
         extras=_extras(query, ("client", "uuc")),
     )
 
@@ -455,7 +452,7 @@ def eulerstream_v2_request(
     )
     extras = _extras(fields, _V2_EXTRAS)
     extras.update(_extras(query, ("client",)))
-    return ParsedSign(request=request, api_key=parse_api_key(query, headers), extras=extras)
+    return ParsedSign(request=request, extras=extras)
 
 
 def signature_request(
@@ -488,7 +485,7 @@ def signature_request(
         fields = {"url": text}
     _check_fields(fields, SIGNATURE_FIELDS)
     request = SignRequest(url=_required_url(fields), user_agent=_optional_str(fields, "userAgent"))
-    return ParsedSign(request=request, api_key=parse_api_key(query, headers))
+    return ParsedSign(request=request)
 
 
 def own_request(
@@ -516,4 +513,4 @@ def own_request(
         user_agent=_optional_str(fields, "userAgent"),
         ms_token=ms_token.strip() if ms_token and ms_token.strip() else None,
     )
-    return ParsedSign(request=request, api_key=parse_api_key(query, headers))
+    return ParsedSign(request=request)

@@ -40,7 +40,7 @@ from load import percentiles, signed_url_for  # noqa: E402
 from report import machine, write_results  # noqa: E402
 from stack_bench import stop_process  # noqa: E402
 
-from stack.services import free_port  # noqa: E402
+from service.stack.services import free_port  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 from tests.service_stack import issue_key, wait_for_workers  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> int:
                 log = (logs / f"{name}.log").open("ab")
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "signer", *command],
+                        [sys.executable, "-m", "service", *command],
                         env=env | extra,
                         cwd=ROOT,
                         stdout=log,

@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
 from load import signed_url_for  # noqa: E402
 from report import machine, write_results  # noqa: E402
 
-from stack.services import PrivatePostgres  # noqa: E402
+from service.stack.services import PrivatePostgres  # noqa: E402
 from tests.service_stack import issue_key, service_stack  # noqa: E402
 
 ENV = {

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 from load import percentiles  # noqa: E402
 from report import machine, write_results  # noqa: E402
 
-from stack.services import free_port  # noqa: E402
+from service.stack.services import free_port  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 
 

@@ -15,6 +15,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,7 +147,7 @@ async def main() -> None:
         )
         report["browser_sustained"] = sustained
         report["memory_after_mb"] = round(tree_rss_bytes() / 2**20)
-        report["stats"] = signer.stats()
+        report["stats"] = asdict(signer.stats())
     finally:
         await signer.close()
 

@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
 from load import format_summary, run_load  # noqa: E402
 from report import machine, write_results  # noqa: E402
 
+from service.stack.services import free_port  # noqa: E402
 from signer.browser.procs import descendants  # noqa: E402
-from stack.services import free_port  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 from tests.service_stack import wait_for_workers  # noqa: E402
@@ -90,7 +90,7 @@ class Stack:
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         return subprocess.Popen(
-            [sys.executable, "-m", "signer", *args],
+            [sys.executable, "-m", "service", *args],
             env=self.env,
             cwd=ROOT,
             stdout=log,

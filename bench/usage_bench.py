@@ -17,7 +17,7 @@ COPY, quota upsert, last_used update, COMMIT), and the CPU used by this process 
 postgres processes on the host.
 
 Postgres: a fresh database on the server of `--database-url` (dropped afterwards), else on
-a private server started with stack.services.PrivatePostgres (tests/postgres_server.py; it
+a private server started with service.stack.services.PrivatePostgres (tests/postgres_server.py; it
 uses DATABASE_URL's server instead when that is set). Writes JSON to
 bench/results/usage-<ts>.json.
 """
@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 from report import machine, write_results  # noqa: E402
 
-from api.usage import UsageRow, UsageSettings, UsageWriter  # noqa: E402
+from accounts.usage import UsageRow, UsageSettings, UsageWriter  # noqa: E402
 from migrations.runner import migrate  # noqa: E402
 from migrations.settings import DatabaseSettings  # noqa: E402
 from tests.postgres_server import PostgresServer, postgres_server  # noqa: E402

@@ -23,8 +23,7 @@ from importlib import resources
 
 import asyncpg
 
-from workers.partitions import Connection, ensure_partitions, utc_today
-
+from .partitions import Connection, ensure_partitions, utc_today
 from .settings import DatabaseSettings
 
 __all__ = [

@@ -8,7 +8,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["EngineName", "SignerSettings"]
+__all__ = ["MAX_BODY_BYTES", "EngineName", "SignerSettings"]
+
+# The largest body a request may carry: the library's default, and the API's own limit
+# on an HTTP request body (api/parsing.py reads it from here).
+MAX_BODY_BYTES = 64 * 1024
 
 EngineName = Literal["browser", "native"]
 
@@ -50,7 +54,7 @@ class SignerSettings(BaseSettings):
         description="Host patterns a URL may target; `*.` matches any subdomain.",
     )
     max_url_length: int = Field(16_384, ge=256, description="Longest URL accepted, in bytes.")
-    max_body_bytes: int = Field(65_536, ge=0, description="Largest request body accepted.")
+    max_body_bytes: int = Field(MAX_BODY_BYTES, ge=0, description="Largest request body accepted.")
     rewrite_params: bool = Field(
         True,
         description="Rewrite browser_*, os and screen_* query parameters to match the "

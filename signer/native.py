@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .config import SignerSettings
-from .engine import EngineOutput
+from .engine import EngineOutput, EngineStats
 from .errors import SignError
 from .models import Navigator
 from .profiles import Profile, browser_params, get_profile
@@ -142,5 +142,5 @@ class NativeEngine:
             engine=self.name,
         )
 
-    def stats(self) -> dict[str, Any]:
-        return {"engine": self.name, "signatures": self._signed, "contexts_total": 0}
+    def stats(self) -> EngineStats:
+        return EngineStats(engine=self.name, signatures=self._signed)

@@ -7,10 +7,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from .config import EngineName, SignerSettings
-from .engine import EngineOutput, SigningEngine
+from .engine import EngineOutput, EngineStats, SigningEngine
 from .errors import DeadlineExceeded, InvalidSignRequest, SignError
 from .models import SignRequest, SignResult
 from .native import NativeEngine
@@ -31,7 +30,7 @@ class SignerCounters:
 
     engine: str
     contexts_free: int  # warm contexts idle, waiting for work
-    contexts_total: int  # warm contexts open and healthy
+    contexts_ready: int  # warm contexts open and healthy (not the configured slots)
     context_recycles: int
     browser_restarts: int
     browser_crashes: int
@@ -127,22 +126,21 @@ class Signer:
                     answers[index] = _result(item, output)
         return [answer for answer in answers if answer is not None]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> EngineStats:
         return self.engine.stats()
 
     def counters(self) -> SignerCounters:
         """A snapshot of the counts and gauges worth exporting."""
         stats = self.engine.stats()
-        total = int(stats.get("contexts_ready", 0))
         return SignerCounters(
             engine=self.engine.name,
-            contexts_free=min(int(stats.get("contexts_free", 0)), total),
-            contexts_total=total,
-            context_recycles=int(stats.get("recycles", 0)),
-            browser_restarts=int(stats.get("browser_restarts", 0)),
-            browser_crashes=int(stats.get("crashes", 0)),
+            contexts_free=min(stats.contexts_free, stats.contexts_ready),
+            contexts_ready=stats.contexts_ready,
+            context_recycles=stats.recycles,
+            browser_restarts=stats.browser_restarts,
+            browser_crashes=stats.crashes,
             selfcheck_failures=self.selfcheck_failures,
-            browser_pid=stats.get("browser_pid"),
+            browser_pid=stats.browser_pid,
         )
 
 

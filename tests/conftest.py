@@ -55,3 +55,12 @@ async def migrated_conn(migrated_url: str) -> AsyncIterator[asyncpg.Connection[A
         yield connection
     finally:
         await connection.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs Chromium (through `require_chromium`, directly or by way of
+    a fixture such as `browser_signer` or the hostile stack) carries the `browser`
+    marker, so `pytest -m "not browser"` is a fast lane that launches no browser."""
+    for item in items:
+        if "require_chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

@@ -1,7 +1,7 @@
 """Fresh, empty Postgres databases for the tests: one server, a new database per use.
 
 `postgres_server()` yields a `PostgresServer`: the server at `DATABASE_URL` when that is
-set, else a private one started with `stack.services.PrivatePostgres` in a temporary
+set, else a private one started with `service.stack.services.PrivatePostgres` in a temporary
 folder. `await server.fresh_database()` creates a database named `test_<hex>` and returns
 its URL; `await server.drop(url)` removes it, open connections or not; `server.database()`
 does both around a block. Nothing but `test_<hex>` databases is ever created or dropped.
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from stack.services import PrivatePostgres, ServiceError
+from service.stack.services import PrivatePostgres, ServiceError
 
 __all__ = ["PostgresServer", "postgres_server", "with_database"]
 

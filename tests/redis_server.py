@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack.services import PrivateRedis, ServiceError
+from service.stack.services import PrivateRedis, ServiceError
 
 __all__ = ["private_redis"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack.services import PrivateRedis
+from service.stack.services import PrivateRedis
 
 __all__ = ["RestartableRedis", "restartable_redis"]
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
-from stack.services import free_port
+from service.stack.services import free_port
 from tests.postgres_server import postgres_server
 from tests.redis_server import private_redis
 
@@ -44,7 +44,7 @@ class ServiceStack:
 def run_signer(env: dict[str, str], *args: str) -> str:
     """Run `signer ARGS` as a user would (`python -m signer`) with `env`; its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "signer", *args],
+        [sys.executable, "-m", "service", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -118,7 +118,7 @@ def service_stack(
             SIGNER_WORKER_METRICS_PORT=str(worker_metrics_port),
         )
         environment.update(env or {})
-        command = [sys.executable, "-m", "signer"]
+        command = [sys.executable, "-m", "service"]
         workers = subprocess.Popen(
             [*command, "worker", "--processes", str(processes)], env=environment
         )

@@ -19,7 +19,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from stack.services import PrivatePostgres
+from service.stack.services import PrivatePostgres
 from tests.service_stack import ServiceStack, get_json, run_signer, service_stack
 from tests.signer.conftest import FETCH_URL
 

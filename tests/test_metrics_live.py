@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from stack.services import free_port
+from service.stack.services import free_port
 from tests.service_stack import ServiceStack, get_json, service_stack
 from tests.signer.conftest import FETCH_URL
 from tests.workers.test_metrics import WORKER_METRICS, Samples, samples, total

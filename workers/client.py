@@ -25,19 +25,20 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import structlog
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from structlog.typing import FilteringBoundLogger
 
 from signer import DeadlineExceeded, SignError, SignRequest, SignResult
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
 from .keys import JOB_FUNCTION, expected_of, results_channel, supervisors_key, workers_key
-from .logs import get_logger
 from .payloads import decode_answer, encode_request
 from .scripts import QueueScripts
 
-log = get_logger("workers.client")
+log: FilteringBoundLogger = structlog.get_logger("workers.client")
 
 # Longest wait between two tries to hear answers again, seconds: answers are heard at most
 # this long after Redis is back.
@@ -129,7 +130,7 @@ class SignQueue:
     """Submits signing jobs to the workers and awaits their answers."""
 
     def __init__(self, settings: QueueSettings | None = None) -> None:
-        self.settings = settings or QueueSettings()
+        self.settings = settings or QueueSettings.model_construct()
         self.instance = uuid.uuid4().hex
         self._channel = results_channel(self.settings.prefix, self.instance)
         self._workers = workers_key(self.settings.prefix)

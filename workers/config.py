@@ -1,14 +1,12 @@
-"""Settings of the queue, shared by API processes and workers; of a worker process's
-metrics endpoint; and of every service process's logs."""
+"""Settings of the queue, shared by API processes and workers, and of a worker process's
+metrics endpoint. Built in `service/` and passed down."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["HEARTBEAT_SECONDS", "LogSettings", "QueueSettings", "WorkerSettings"]
+__all__ = ["HEARTBEAT_SECONDS", "QueueSettings", "WorkerSettings"]
 
 HEARTBEAT_SECONDS = 3.0  # a worker silent for three beats is counted as gone
 
@@ -79,31 +77,3 @@ class WorkerSettings(BaseSettings):
     def metrics_port_of(self, index: int) -> int:
         """The metrics port of worker process `index` (0: none)."""
         return self.metrics_port + index if self.metrics_port else 0
-
-
-class LogSettings(BaseSettings):
-    """`SIGNER_LOG_*`: how the API and worker processes write their logs (to stderr)."""
-
-    model_config = SettingsConfigDict(env_prefix="SIGNER_LOG_", extra="ignore")
-
-    format: Literal["json", "console"] | None = Field(
-        None,
-        description="`json` (one object per line) or `console` (for people); unset: console "
-        "when stderr is a terminal, else json.",
-    )
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", description="Least severe level written."
-    )
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _format_case(cls, value: object) -> object:
-        # An empty `SIGNER_LOG_FORMAT=` means unset, as it would for a person reading it.
-        if isinstance(value, str):
-            return value.strip().lower() or None
-        return value
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _level_case(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value

@@ -172,7 +172,7 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "signer_worker_contexts_total",
             "Warm browser contexts open and healthy.",
-            value=counters.contexts_total,
+            value=counters.contexts_ready,
         )
         yield CounterMetricFamily(
             "signer_worker_context_recycles",
@@ -193,12 +193,12 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "signer_worker_context_loop_restarts",
             "Browser context loops that ended and were started again (a bug of ours).",
-            value=int(stats.get("loop_restarts", 0)),
+            value=stats.loop_restarts,
         )
         yield GaugeMetricFamily(
             "signer_worker_context_loops",
             "Browser context loops running (0: nothing signs; the worker leaves /health).",
-            value=int(stats.get("loops_alive", 0)),
+            value=stats.loops_alive or 0,
         )
         yield CounterMetricFamily(
             "signer_worker_selfcheck_failures",

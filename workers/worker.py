@@ -30,15 +30,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import structlog
 from arq.jobs import deserialize_job_raw
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from structlog.typing import FilteringBoundLogger
 
 from signer import DeadlineExceeded, Signer, SignError, SignerSettings, SignRequest
 
 from .config import HEARTBEAT_SECONDS, QueueSettings
 from .keys import JOB_FUNCTION, supervisor_member, supervisors_key, workers_key
-from .logs import get_logger
 from .metrics import WorkerMetrics
 from .payloads import decode_request, encode_error, encode_result
 from .scripts import QueueScripts, TakenJob
@@ -52,7 +53,7 @@ MAX_BACKOFF = 1.0
 REDIS_CONNECT_TIMEOUT = 1.0  # seconds to connect to Redis before the loop backs off
 REDIS_READ_MARGIN = 5.0  # seconds a Redis reply may take beyond a blocking call's own wait
 
-log = get_logger("workers.worker")
+log: FilteringBoundLogger = structlog.get_logger("workers.worker")
 
 
 async def sign_payloads(
@@ -131,7 +132,8 @@ class QueueWorker:
     def ready(self) -> bool:
         """Whether the signer can sign: a browser signer needs a context loop alive (an
         engine without loops does not report them, and is ready once started)."""
-        return int(self.signer.stats().get("loops_alive", 1)) > 0
+        loops = self.signer.stats().loops_alive
+        return loops is None or loops > 0
 
     async def run(self) -> None:
         """Start the browser, then take jobs until `drain()` is called.

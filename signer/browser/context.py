@@ -14,6 +14,7 @@ from ..errors import EngineUnavailable
 from ..models import Navigator
 from ..profiles import Profile, browser_params
 from .devtools import PageChannel
+from .page_contract import PageItem, PageResult
 
 __all__ = ["PAGE_URL", "WarmContext", "page_html"]
 
@@ -171,7 +172,7 @@ class WarmContext:
         )
         return cls(slot, profile, context, page, channel, int(report["canvas"]), navigator)
 
-    async def sign(self, items: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    async def sign(self, items: list[PageItem], timeout: float) -> list[PageResult]:
         results = await self.channel.call(items, timeout)
         self.signed += len(items)
         return results

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import EngineUnavailable
+from .page_contract import PageItem, PageResult
 
 __all__ = ["DEVTOOLS_PORT_ARG", "PageChannel", "devtools_port"]
 
@@ -60,7 +61,7 @@ class PageChannel:
             reply = await self._send("Runtime.evaluate", {"expression": "globalThis.__ttsigner"})
         self._signer_object = reply["result"]["result"]["objectId"]
 
-    async def call(self, items: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    async def call(self, items: list[PageItem], timeout: float) -> list[PageResult]:
         """Sign `items` in the page; `EngineUnavailable` when the page is gone or slow."""
         # A fixed function with the batch as its argument: nothing new to compile per call,
         # and no script source for the page to keep (evaluating `signBatch(<batch>)` made
@@ -80,7 +81,8 @@ class PageChannel:
         if "exceptionDetails" in result or "error" in reply:
             detail = result.get("exceptionDetails", {}).get("text") or reply.get("error")
             raise EngineUnavailable(f"page {self.slot} failed to sign: {detail}")
-        value: list[dict[str, Any]] = result["result"]["value"]
+        # As signBatch returns it (page_contract.py); the page is ours, so it is trusted.
+        value: list[PageResult] = result["result"]["value"]
         return value
 
     async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
 
 from ..config import SignerSettings
-from ..engine import EngineOutput
+from ..engine import EngineOutput, EngineStats
 from ..errors import SignError
 from ..profiles import PROFILES, Profile, get_profile
 from ..urls import PreparedRequest
@@ -38,14 +37,15 @@ class BrowserEngine:
     ) -> list[EngineOutput | SignError]:
         return await self.pool.sign(requests)
 
-    def stats(self) -> dict[str, Any]:
-        stats = asdict(self.pool.stats)
-        stats.update(
+    def stats(self) -> EngineStats:
+        counts = asdict(self.pool.stats)
+        counts["last_batch_sizes"] = tuple(counts["last_batch_sizes"])
+        return EngineStats(
             engine=self.name,
             contexts_ready=self.pool.contexts_ready,
             loops_alive=self.pool.loops_alive,
             queue_depth=self.pool.queue_depth,
             browser_version=self.pool.browser_version,
             executable=self.pool.executable,
+            **counts,
         )
-        return stats

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import aiohttp
 from playwright.async_api import Browser, Playwright, async_playwright
@@ -41,6 +41,7 @@ from ..urls import PreparedRequest
 from .context import WarmContext, page_html
 from .devtools import devtools_port
 from .launch import launch_browser, resolve_executable
+from .page_contract import PageFailed, PageItem
 from .procs import browser_pids
 
 __all__ = ["ContextPool", "PoolStats"]
@@ -69,7 +70,7 @@ class PoolStats:
     """Counters for dashboards and tests: plain numbers, read at any time (a metrics
     exporter turns them into gauges and counters; the pool knows nothing of it)."""
 
-    contexts_total: int = 0
+    contexts_configured: int = 0  # slots the settings ask for (not all may be open)
     contexts_free: int = 0  # context loops idle, waiting for work
     signatures: int = 0
     batches: int = 0
@@ -116,7 +117,7 @@ class ContextPool:
         self._closing = False
         self._lost: Browser | None = None
         self._backoff: dict[int, float] = {}  # slot -> next wait after a failed open
-        self.stats = PoolStats(contexts_total=settings.contexts)
+        self.stats = PoolStats(contexts_configured=settings.contexts)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -327,13 +328,11 @@ class ContextPool:
             live.append(job)
         return live
 
-    def _page_item(
-        self, warm: WarmContext, request: PreparedRequest
-    ) -> tuple[Navigator, dict[str, Any]]:
+    def _page_item(self, warm: WarmContext, request: PreparedRequest) -> tuple[Navigator, PageItem]:
         """What the page needs to sign `request`, and the navigator it signs as."""
         user_agent = request.user_agent or warm.navigator.user_agent
         navigator = warm.navigator.for_user_agent(user_agent)
-        item: dict[str, Any] = {
+        item: PageItem = {
             "query": request.query_for(navigator),
             "userAgent": user_agent,
             "msToken": request.ms_token,
@@ -395,7 +394,8 @@ class ContextPool:
             if job.future.done():
                 continue
             if "error" in result:
-                job.future.set_exception(SignError(f"the page could not sign: {result['error']}"))
+                failed = cast(PageFailed, result)
+                job.future.set_exception(SignError(f"the page could not sign: {failed['error']}"))
                 continue
             job.future.set_result(
                 EngineOutput(

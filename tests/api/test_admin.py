@@ -17,13 +17,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
-from api.account_settings import AccountSettings
-from api.admin import admin_routes
-from api.keystore import KeyStore
-from api.ratelimit import RateLimiter
+from accounts.admission import Accounting
+from accounts.keystore import KeyStore
+from accounts.ratelimit import RateLimiter
+from accounts.settings import AccountSettings
+from api.app import AppServices, AppSettings, create_app
+from api.metrics import ApiMetrics
 from tests.postgres_server import PostgresServer
 from tests.redis_server import private_redis
+from workers import QueueSettings, SignQueue
 
 TOKEN = "admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -31,7 +35,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @dataclass
 class Backend:
-    """What the API's `Accounting` offers the routes."""
+    """What the API's `Accounting` and settings offer the routes."""
 
     database: asyncpg.Pool | None
     keystore: KeyStore | None
@@ -62,8 +66,18 @@ Client = TestClient[web.Request, web.Application]
 async def serving(
     backend: Backend, settings: AccountSettings, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Client]:
-    app = web.Application()
-    app.add_routes(admin_routes(backend, settings, registry))
+    # The whole API, as the admin sub-app is served: its middlewares come first.
+    accounting = Accounting(
+        keystore=backend.keystore, limiter=backend.limiter, database=backend.database
+    )
+    services = AppServices(
+        # Never started: no admin route signs (the gauge refresher finds no Redis).
+        queue=SignQueue(QueueSettings(REDIS_URL="redis://127.0.0.1:1/0")),
+        accounting=accounting,
+        metrics=ApiMetrics(registry),
+    )
+    app_settings = AppSettings(accounts=settings, trust_forwarded_for=backend.trust_forwarded_for)
+    app = create_app(app_settings, services)
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -408,3 +422,37 @@ async def test_without_redis_the_token_alone_decides(
         await error_of(await client.get("/admin/users", headers={"X-Admin-Token": "x" * 20}), 401)
         assert await data_of(await client.get("/admin/users", headers=AUTH)) == []
     await closed.aclose()
+
+
+async def test_admin_answers_carry_the_request_id_and_are_counted_and_logged(
+    pool: asyncpg.Pool, keystore: KeyStore
+) -> None:
+    """The admin sub-app goes through the API's middlewares like every other route."""
+    registry = CollectorRegistry()
+    async with serving(Backend(pool, keystore), account_settings(), registry) as client:
+        with capture_logs() as logs:
+            refused = await client.get("/admin/users")
+            listed = await client.get("/admin/users", headers=AUTH)
+        await error_of(refused, 401)
+        await data_of(listed)
+    for response in (refused, listed):
+        assert len(response.headers["X-Request-Id"]) == 32
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Cache-Control"] == "no-store"
+    for status, error_type in (("401", "AUTHENTICATION_ERROR"), ("200", "")):
+        counted = registry.get_sample_value(
+            "signer_api_requests_total",
+            {
+                "route": "admin_list_users",
+                "dialect": "structured",
+                "status": status,
+                "error_type": error_type,
+            },
+        )
+        assert counted == 1
+    lines = [line for line in logs if line.get("event") == "request"]
+    assert [(line["route"], line["status"]) for line in lines] == [
+        ("admin_list_users", 401),
+        ("admin_list_users", 200),
+    ]
+    assert lines[0]["request_id"] == refused.headers["X-Request-Id"]

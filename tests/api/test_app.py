@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from api.app import create_app
+from api.app import AppServices, AppSettings, create_app
 from signer.xbogus import verify_xbogus
 from signer.xgnarly import verify_xgnarly
 from tests.redis_server import private_redis
@@ -33,7 +33,7 @@ async def service(redis_for_api: str) -> AsyncIterator[tuple[str, QueueSettings]
     settings = QueueSettings(REDIS_URL=redis_for_api, prefix=f"api-{uuid.uuid4().hex[:8]}")
     queue = SignQueue(settings)
     await queue.start()
-    server = TestServer(create_app(queue), host="127.0.0.1")
+    server = TestServer(create_app(AppSettings(), AppServices(queue)), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/"), settings
@@ -231,7 +231,7 @@ async def test_full_queue_is_a_503_at_once(redis_for_api: str, http: aiohttp.Cli
     )
     queue = SignQueue(settings)
     await queue.start()
-    server = TestServer(create_app(queue), host="127.0.0.1")
+    server = TestServer(create_app(AppSettings(), AppServices(queue)), host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
     try:

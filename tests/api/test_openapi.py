@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from api.app import create_app
+from api.app import AppServices, AppSettings, create_app
 from api.dialects import (
     eulerstream_v1_response,
     eulerstream_v2_response,
@@ -37,7 +37,7 @@ DOC = openapi_document("1.2.3")
 
 def _served_routes() -> set[tuple[str, str]]:
     """Every (path, method) the real application serves, but the catch-alls."""
-    app = create_app(SignQueue(QueueSettings()))
+    app = create_app(AppSettings(), AppServices(SignQueue(QueueSettings())))
     return {
         (route.resource.canonical, route.method.lower())
         for route in app.router.routes()
@@ -218,7 +218,7 @@ async def served(redis_for_routes: str) -> AsyncIterator[str]:
     settings = QueueSettings(REDIS_URL=redis_for_routes, prefix=f"routes-{uuid.uuid4().hex[:8]}")
     queue = SignQueue(settings)
     await queue.start()
-    server = TestServer(create_app(queue), host="127.0.0.1")
+    server = TestServer(create_app(AppSettings(), AppServices(queue)), host="127.0.0.1")
     await server.start_server()
     try:
         async with running_worker(settings):

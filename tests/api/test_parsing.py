@@ -112,14 +112,14 @@ def test_v1_query_from_tlc_1x() -> None:
     query = {"url": FETCH_URL, "client": "ttlive-node", "uuc": "12", "apiKey": "key"}
     parsed = eulerstream_v1_request(query)
     assert parsed.request == SignRequest(url=FETCH_URL)
-    assert parsed.api_key == "key"
+    assert parse_api_key(query, {}) == "key"  # read once, by admission
     assert parsed.extras == {"client": "ttlive-node", "uuc": "12"}
 
 
 def test_v1_without_key_and_with_header_key() -> None:
-    assert eulerstream_v1_request({"url": FETCH_URL}).api_key is None
-    parsed = eulerstream_v1_request({"url": FETCH_URL}, {"X-Api-Key": "h"})
-    assert parsed.api_key == "h"
+    assert eulerstream_v1_request({"url": FETCH_URL}, {"X-Api-Key": "h"}).request.url == FETCH_URL
+    assert parse_api_key({"url": FETCH_URL}, {}) is None
+    assert parse_api_key({"url": FETCH_URL}, {"X-Api-Key": "h"}) == "h"
 
 
 @pytest.mark.parametrize("query", [{}, {"url": ""}, {"url": "   "}, {"client": "ttlive-node"}])
@@ -145,7 +145,7 @@ def test_v2_json_from_tlc_2x() -> None:
         parse_sign_body(JSON, _json(body)), {"client": "ttlive-node"}, {"X-Api-Key": "k"}
     )
     assert parsed.request == SignRequest(url=FETCH_URL, method="GET", user_agent=CLIENT_UA)
-    assert parsed.api_key == "k"
+    assert parse_api_key({"client": "ttlive-node"}, {"X-Api-Key": "k"}) == "k"
     assert parsed.extras == {
         "sessionId": "sess",
         "ttTargetIdc": "useast2a",
@@ -168,7 +168,7 @@ def test_v2_json_from_tiktoklive_with_nulls_and_payload() -> None:
     )
     assert parsed.request.method == "POST"
     assert parsed.request.body == '{"a":1}'
-    assert parsed.api_key is None
+    assert parse_api_key({"client": "ttlive-other", "apiKey": "None"}, {}) is None
     assert parsed.extras == {"type": "fetch", "client": "ttlive-other"}
 
 
@@ -178,7 +178,7 @@ def test_v2_form_from_older_tiktoklive() -> None:
     ).encode()
     parsed = eulerstream_v2_request(parse_sign_body(FORM, raw), {"apiKey": "form-key"})
     assert parsed.request == SignRequest(url=FETCH_URL, method="GET", user_agent=CLIENT_UA)
-    assert parsed.api_key == "form-key"
+    assert parse_api_key({"apiKey": "form-key"}, {}) == "form-key"
 
 
 def test_v2_include_verify_fp_from_form_text() -> None:
@@ -227,7 +227,7 @@ def test_signature_json_with_user_agent_and_bearer() -> None:
     raw = _json({"url": FETCH_URL, "userAgent": CLIENT_UA})
     parsed = signature_request(JSON, raw, {}, {"Authorization": "Bearer tok"})
     assert parsed.request == SignRequest(url=FETCH_URL, user_agent=CLIENT_UA)
-    assert parsed.api_key == "tok"
+    assert parse_api_key({}, {"Authorization": "Bearer tok"}) == "tok"
 
 
 def test_signature_form_with_url_field() -> None:
@@ -261,7 +261,7 @@ def test_own_room_url_is_signed_as_given() -> None:
     room = "https://www.tiktok.com/@someone/live"
     parsed = own_request({"roomUrl": room}, {"apiKey": "k"})
     assert parsed.request == SignRequest(url=room)
-    assert parsed.api_key == "k"
+    assert parse_api_key({"apiKey": "k"}, {}) == "k"
 
 
 def test_own_url_user_agent_and_ms_token() -> None:

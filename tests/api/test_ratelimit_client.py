@@ -1,6 +1,6 @@
 """The real clients read our refusals: TikTokLive 6.6 and its EulerStream SDK, over loopback.
 
-A tiny aiohttp server on 127.0.0.1 answers with bodies and headers built by `api.ratelimit`
+A tiny aiohttp server on 127.0.0.1 answers with bodies and headers built by `accounts.ratelimit`
 from real decisions of the limiter; the installed TikTokLive (typed `Any`: it ships no type
 information) talks to it over real HTTP.
 """
@@ -17,15 +17,13 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from api.ratelimit import (
+from accounts.ratelimit import (
     RateDecision,
     RateLimiter,
     RateLimitSettings,
     caller_for,
-    eulerstream_limit_body,
-    rate_limit_headers,
-    rate_limits_body,
 )
+from api.ratelimit_headers import eulerstream_limit_body, rate_limit_headers, rate_limits_body
 from tests.redis_server import private_redis
 
 DAY0 = 20_000 * 86_400  # 2024-10-04 00:00:00 UTC

@@ -29,8 +29,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.apikeys import generate_key, key_prefix
-from stack.services import PrivatePostgres
+from accounts.apikeys import generate_key, key_prefix
+from service.stack.services import PrivatePostgres
 from tests.hostile.conftest import assert_still_serving
 from tests.service_stack import ServiceStack, issue_key, run_signer, service_stack
 from tests.signer.conftest import FETCH_URL

@@ -25,9 +25,9 @@ from typing import IO, Any
 
 import pytest
 
-from api.server import ParserLimits, connection_cap
+from service.api_process import ParserLimits, connection_cap
+from service.stack.services import free_port
 from signer import SignerSettings
-from stack.services import free_port
 from tests.service_stack import ServiceStack, get_json, service_stack, wait_for_workers
 from tests.signer.conftest import FETCH_URL
 
@@ -137,7 +137,7 @@ def test_a_taken_port_is_one_line(stack: tuple[ServiceStack, IO[bytes]]) -> None
     running, _ = stack
     port = int(running.base.rsplit(":", 1)[1])  # the stack's API holds it
     done = subprocess.run(
-        [sys.executable, "-m", "signer", "api", "--port", str(port)],
+        [sys.executable, "-m", "service", "api", "--port", str(port)],
         env=running.env,
         capture_output=True,
         text=True,
@@ -237,7 +237,7 @@ def test_out_of_descriptors_is_refused_not_a_log_flood(
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as stderr:
         api = subprocess.Popen(
-            [sys.executable, "-m", "signer", "api", "--port", str(port)],
+            [sys.executable, "-m", "service", "api", "--port", str(port)],
             env={**running.env, "SIGNER_LOG_FORMAT": "json", "SIGNER_API_HEAD_TIMEOUT": "3"},
             stderr=stderr,
             preexec_fn=functools.partial(_limited, DESCRIPTORS),

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from stack.services import free_port
+from service.stack.services import free_port
 from tests.hostile.faults import (
     FaultRun,
     chromium_pid,

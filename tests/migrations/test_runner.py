@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import pytest
 
+from accounts.tiers import TIERS
 from migrations import (
     MIGRATION_LOCK_KEY,
     DatabaseSettings,
@@ -23,7 +24,7 @@ from migrations import (
     migrate,
     migration_files,
 )
-from workers.partitions import partition_name, utc_today
+from migrations.partitions import partition_name, utc_today
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -242,7 +243,8 @@ async def test_emails_are_unique_whatever_their_case(schema: Connection) -> None
 
 
 async def test_tier_is_free_or_api_key(schema: Connection) -> None:
-    assert await add_user(schema, "a@example.com", "api_key")
+    for n, tier in enumerate(TIERS):  # the table takes every tier of the code, no other
+        assert await add_user(schema, f"{n}@example.com", tier)
     with pytest.raises(asyncpg.CheckViolationError):
         await add_user(schema, "b@example.com", "premium")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stack.services import free_port
+from service.stack.services import free_port
 from tests.ops.live import PROMETHEUS_HINT, LiveStack
 from tests.service_stack import service_stack
 

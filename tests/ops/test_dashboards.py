@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 import yaml
 
-from api.accounting import QUOTA_TODAY_SQL, quota_use_by_tier
-from api.ratelimit_settings import RateLimitSettings
+from accounts.runtime import QUOTA_TODAY_SQL, quota_use_by_tier
+from accounts.settings import RateLimitSettings
 from migrations import apply_migrations
 from tests.ops.grafana import (
     OPS,

@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from api.app import create_app
-from signer.cli import main as signer_main
-from tests.test_readme_settings import SETTINGS, environment_names
+from api.app import AppServices, AppSettings, create_app
+from service.cli import main as signer_main
+from service.environment import environment_names
+from tests.test_readme_settings import SETTINGS
 from workers import QueueSettings, SignQueue
 from workers.keys import queue_name
 
@@ -639,7 +640,7 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def api_routes() -> set[str]:
-    app = create_app(SignQueue(QueueSettings()))
+    app = create_app(AppSettings(), AppServices(SignQueue(QueueSettings())))
     return {resource.canonical for resource in app.router.resources()}
 
 

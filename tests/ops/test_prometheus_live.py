@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from stack.services import free_port
+from service.stack.services import free_port
 from tests.ops.live import LiveStack, prometheus_api, running_prometheus, send_traffic
 from tests.ops.prometheus_files import (
     alerts,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from signer import Signer, SignRequest, SignResult
 from signer.browser import BrowserEngine
+from signer.browser.page_contract import PageItem
 from signer.native import sign_query
 from signer.xgnarly import GnarlyRandomness, decode_xgnarly
 
@@ -142,7 +143,7 @@ async def test_browser_and_native_tokens_are_identical(
     )
     verify_fp = "verify_lqbdh4s0_abcdEFGH_ijkl_4mno_8pqr_stuvwxyzABCD"
     warm = _engine(browser_signer).pool.contexts()[0]
-    item = {
+    item: PageItem = {
         "query": query,
         "userAgent": user_agent,
         "msToken": "tok_1-2",

@@ -17,7 +17,7 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "signer", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import ApiMetrics
+from service.stack.services import free_port
 from signer import DeadlineExceeded, Signer, SignerSettings, SignRequest
-from stack.services import free_port
 from tests.signer.conftest import FETCH_URL
 from workers import QueueFull, QueueSettings, SignOutcome, SignQueue
 from workers.metrics import WorkerMetrics, outcome_of, serve_metrics
@@ -220,7 +220,7 @@ def test_the_api_loads_no_browser_code() -> None:
     # `api.metrics` shares this module's bucket edges; the memory reader, which needs
     # `signer.browser`, is imported only in a worker that runs a browser.
     probe = (
-        "import sys, api.server; "
+        "import sys, service.api_process; "
         "print('signer.browser' in sys.modules, 'playwright' in sys.modules)"
     )
     done = subprocess.run(

@@ -1,0 +1,183 @@
+"""`signer`: the service's command line.
+
+`api`, `worker` and `up` run the service's processes; `migrate`, `users`, `keys` and
+`usage` manage the accounts in Postgres; `sign` and `token` are the signing library's
+own commands (`signer.cli`), handed over as they are. The settings are read here, once
+(`service.environment`), and every unknown `SIGNER_*` variable is reported at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from accounts.tiers import TIERS
+from migrations.settings import DatabaseSettings
+from signer import cli as library_cli
+
+from . import admin_cli
+from .api_process import serve
+from .environment import Environment, warn_unknown
+from .logs import configure_logging
+from .stack import run_up
+from .stack.recovery import recorded_database_url
+from .workers_process import run_workers
+
+__all__ = ["main"]
+
+# Handed to the library's command line (signer/cli.py) as they are.
+LIBRARY_COMMANDS = {
+    "sign": "sign a TikTok URL (the library's `signer sign`)",
+    "token": "compute or decode a single token (the library's `signer token`)",
+}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`migrate`, `users`, `keys` and `usage`: the accounts in Postgres (`DATABASE_URL`,
+    else the database of the `signer up` whose state folder is `--state`)."""
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state",
+        default=".state",
+        help="without DATABASE_URL: use the database of `signer up --state` (default .state)",
+    )
+    commands.add_parser(
+        "migrate", help="apply pending database migrations (DATABASE_URL)", parents=[state]
+    )
+    as_json = argparse.ArgumentParser(add_help=False, parents=[state])
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tiers = list(TIERS)
+
+    users = commands.add_parser("users", help="add, list and re-tier users")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    create_user = user_actions.add_parser("create", help="add a user", parents=[as_json])
+    create_user.add_argument("email")
+    create_user.add_argument("--tier", choices=tiers, default="free", help="default: free")
+    create_user.add_argument(
+        "--if-missing", action="store_true", help="a user who exists already is no error"
+    )
+    user_actions.add_parser("list", help="list every user", parents=[as_json])
+    set_tier = user_actions.add_parser("set-tier", help="move a user to a tier", parents=[as_json])
+    set_tier.add_argument("email")
+    set_tier.add_argument("tier", choices=tiers)
+
+    keys = commands.add_parser("keys", help="issue, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create_key = key_actions.add_parser(
+        "create", help="issue a key (shown once)", parents=[as_json]
+    )
+    create_key.add_argument("--user", required=True, help="the owner's email")
+    create_key.add_argument("--name", required=True, help="what the key is for")
+    create_key.add_argument("--per-minute", type=_positive, help="own limit (default: tier's)")
+    create_key.add_argument("--per-day", type=_positive, help="own limit (default: tier's)")
+    list_keys = key_actions.add_parser("list", help="list keys (prefixes only)", parents=[as_json])
+    list_keys.add_argument("--user", help="only this user's keys")
+    revoke = key_actions.add_parser("revoke", help="revoke a key", parents=[state])
+    revoke.add_argument("prefix", help="the key's prefix, like sk_AbCd1234")
+
+    usage = commands.add_parser("usage", help="requests per UTC day", parents=[as_json])
+    usage.add_argument("--user", help="only this user's requests")
+    usage.add_argument("--days", type=_positive, default=7, help="days back (default 7)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in LIBRARY_COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+    api = commands.add_parser("api", help="run the HTTP API (SIGNER_API_HOST, SIGNER_API_PORT)")
+    api.add_argument("--host", help="listen address (default SIGNER_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="listen port (default SIGNER_API_PORT or 8080)")
+    worker = commands.add_parser("worker", help="run signing workers on this host")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    up = commands.add_parser("up", help="run the whole stack here (private Redis and Postgres)")
+    up.add_argument("--port", type=int, default=8080, help="API port (default 8080; 0: any)")
+    up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    up.add_argument(
+        "--state", default=".state", help="folder of the private Redis and Postgres (.state)"
+    )
+    _account_parsers(commands)
+    return parser
+
+
+def _service(env: Environment, args: argparse.Namespace) -> int:
+    if args.command == "up":
+        return run_up(Path(args.state).resolve(), args.port, args.workers)
+    if args.command == "api":
+        updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        env.api = env.api.model_copy(update=updates)
+        configure_logging(env.log)
+        warn_unknown()
+        asyncio.run(serve(env))
+        return 0
+    if args.processes < 1:
+        print("signer: --processes must be at least 1", file=sys.stderr)
+        return 2
+    return run_workers(env, args.processes)
+
+
+def _accounts(env: Environment, args: argparse.Namespace) -> int:
+    # Without DATABASE_URL, the database `signer up` runs (its state folder records it),
+    # so a key can be issued while the stack runs with nothing to export.
+    recorded = None if os.environ.get("DATABASE_URL") else recorded_database_url(Path(args.state))
+    if recorded:
+        env.database = DatabaseSettings(DATABASE_URL=recorded)
+    status = _account_command(env, args)
+    if status != 0 and recorded:
+        print(
+            f"signer: that is the database of `signer up --state {args.state}`: "
+            "is it running? (`make run`)",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _account_command(env: Environment, args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        return admin_cli.migrate_command(env)
+    if args.command == "usage":
+        return admin_cli.usage(env, args.user, args.days, as_json=args.json)
+    if args.command == "users":
+        if args.action == "create":
+            return admin_cli.users_create(
+                env, args.email, args.tier, as_json=args.json, if_missing=args.if_missing
+            )
+        if args.action == "set-tier":
+            return admin_cli.users_set_tier(env, args.email, args.tier, as_json=args.json)
+        return admin_cli.users_list(env, as_json=args.json)
+    if args.action == "create":
+        return admin_cli.keys_create(
+            env, args.user, args.name, args.per_minute, args.per_day, as_json=args.json
+        )
+    if args.action == "list":
+        return admin_cli.keys_list(env, args.user, as_json=args.json)
+    return admin_cli.keys_revoke(env, args.prefix)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in LIBRARY_COMMANDS:
+        return library_cli.main(arguments)
+    args = _parser().parse_args(arguments)
+    env = Environment()
+    if args.command in ("api", "worker", "up"):
+        return _service(env, args)
+    return _accounts(env, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
