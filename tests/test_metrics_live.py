@@ -3,6 +3,7 @@ the browser engine, real traffic over HTTP, then the API's and each worker's /me
 
 from __future__ import annotations
 
+import random
 import time
 import urllib.error
 import urllib.parse
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from service.stack.services import free_port
+from service.stack.services import port_is_free
 from tests.service_stack import ServiceStack, get_json, service_stack
 from tests.signer.conftest import FETCH_URL
 from tests.workers.test_metrics import WORKER_METRICS, Samples, samples, total
@@ -60,9 +61,20 @@ def _summed(scrapes: list[Samples], name: str, **labels: str) -> float:
     return sum(total(found, name, **labels) for found in scrapes)
 
 
+def _metrics_ports(count: int) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range
+    (32768 and up), so the API's and the servers' free ports, picked from that range
+    while the stack starts, can never take a worker's metrics port."""
+    for _ in range(200):
+        first = random.randrange(20_000, 30_000)
+        if all(port_is_free(first + n) for n in range(count)):
+            return first
+    raise AssertionError("no run of free ports for the worker metrics")
+
+
 @pytest.fixture(scope="module")
 def live(require_chromium: None) -> Iterator[LiveStack]:
-    port = free_port()
+    port = _metrics_ports(PROCESSES)
     env = {
         "SIGNER_CONTEXTS": "1",
         "SIGNER_LIMIT_ANONYMOUS_PER_MINUTE": str(PER_MINUTE),
