@@ -111,6 +111,7 @@ async def admit(
     *,
     count: bool = True,
     ahead: bool = False,
+    cost: int = 1,
 ) -> asyncio.Task[None] | None:
     """Look the key up and count the request into `access`; raises `InvalidKey`,
     `RateLimited` or `AccountsUnavailable` when the request may not go on.
@@ -118,6 +119,8 @@ async def admit(
     With `count=False` the counters are only read (`GET /webcast/rate_limits`). With
     `ahead`, a caller with plenty of budget left (see `Headroom`) is counted in a task
     returned to the caller, who signs meanwhile and must await it before answering.
+    `cost` is how many requests this one counts as (a connect's weight); a request costing
+    more than one is always counted first.
     """
     key: KeyRecord | None = None
     if raw_key is not None:
@@ -174,17 +177,19 @@ async def admit(
             None,
         )
         return None
-    if count and ahead and accounting.headroom.take(caller, time.time()):
+    if count and ahead and cost == 1 and accounting.headroom.take(caller, time.time()):
         return asyncio.create_task(_count(accounting, caller, access, count=True))
-    await _count(accounting, caller, access, count=count)
+    await _count(accounting, caller, access, count=count, cost=cost)
     return None
 
 
-async def _count(accounting: Accounting, caller: Caller, access: Access, *, count: bool) -> None:
+async def _count(
+    accounting: Accounting, caller: Caller, access: Access, *, count: bool, cost: int = 1
+) -> None:
     assert accounting.limiter is not None
     try:
         if count:
-            decision = await accounting.limiter.hit(caller)
+            decision = await accounting.limiter.hit(caller, cost=cost)
         else:
             decision = await accounting.limiter.peek(caller)
     except Exception:

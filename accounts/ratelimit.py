@@ -57,7 +57,10 @@ __all__ = [
 Window = Literal["minute", "hour", "day"]
 # "key_lookups" and "admin_auth" are per-address budgets of their own (look-ups of keys
 # not cached, failed admin tokens): their refusals name themselves in label and message.
-CallerKind = Literal["ip", "account", "key", "key_lookups", "admin_auth"]
+# "signin_account" and "signin_address" count the console's failed sign-ins.
+CallerKind = Literal[
+    "ip", "account", "key", "key_lookups", "admin_auth", "signin_account", "signin_address"
+]
 
 WINDOW_SECONDS: dict[Window, int] = {"minute": 60, "hour": 3600, "day": 86400}
 WINDOWS: tuple[Window, ...] = ("minute", "hour", "day")
@@ -76,6 +79,8 @@ if ARGV[2] == '' then
 else
   now = tonumber(ARGV[2])
 end
+-- ARGV[1]: what the request costs (a peek, 0, asks whether one of cost 1 would pass).
+local cost = math.max(tonumber(ARGV[1]), 1)
 local keys, counts, ttls = {}, {}, {}
 local allowed = 1
 for i = 3, #ARGV, 3 do
@@ -83,7 +88,7 @@ for i = 3, #ARGV, 3 do
   local index = math.floor(now / size)
   local key = KEYS[1] .. ':' .. ARGV[i] .. ':' .. string.format('%d', index)
   local count = tonumber(redis.call('GET', key) or 0)
-  if count >= tonumber(ARGV[i + 2]) then
+  if count + cost > tonumber(ARGV[i + 2]) then
     allowed = 0
   end
   keys[#keys + 1] = key
@@ -92,10 +97,10 @@ for i = 3, #ARGV, 3 do
   -- late clock as `now` still finds the counter.
   ttls[#ttls + 1] = (index + 1) * size - now + 5000
 end
-if ARGV[1] == '1' and allowed == 1 then
+if ARGV[1] ~= '0' and allowed == 1 then
   for j, key in ipairs(keys) do
-    counts[j] = redis.call('INCR', key)
-    if counts[j] == 1 then
+    counts[j] = redis.call('INCRBY', key, cost)
+    if counts[j] == cost then
       redis.call('PEXPIRE', key, ttls[j])
     end
   end
@@ -113,6 +118,8 @@ WHOSE: dict[CallerKind, str] = {
     "key": "for this API key",
     "key_lookups": "for look-ups of unknown API keys from this IP address",
     "admin_auth": "for failed admin authentications from this IP address",
+    "signin_account": "for failed console sign-ins to this account",
+    "signin_address": "for failed console sign-ins from this IP address",
 }
 
 # What a refused caller of a budget that is not a request budget reads instead of
@@ -120,6 +127,8 @@ WHOSE: dict[CallerKind, str] = {
 _TOO_MANY: dict[CallerKind, str] = {
     "key_lookups": "Too many look-ups of unknown API keys from this address",
     "admin_auth": "Too many failed admin authentications from this address",
+    "signin_account": "Too many failed sign-ins",
+    "signin_address": "Too many failed sign-ins",
 }
 
 
@@ -270,25 +279,28 @@ class RateLimiter:
         self.prefix = prefix
         self._script = redis.register_script(_SCRIPT)
 
-    async def hit(self, caller: Caller, now: float | None = None) -> RateDecision:
-        """Count one request unless a window of the caller is full; a refusal counts nothing."""
-        return await self._run(caller, now, count=True)
+    async def hit(self, caller: Caller, now: float | None = None, *, cost: int = 1) -> RateDecision:
+        """Count a request as `cost` requests unless that would overfill a window of the
+        caller; a refusal counts nothing."""
+        if cost < 1:
+            raise ValueError("a request costs at least 1")
+        return await self._run(caller, now, cost=cost)
 
     async def peek(self, caller: Caller, now: float | None = None) -> RateDecision:
         """Read the caller's counters without counting anything: one round trip."""
-        return await self._run(caller, now, count=False)
+        return await self._run(caller, now, cost=0)
 
     def key_base(self, caller: Caller) -> str:
         """Prefix of the caller's counter keys; each adds `:<window>:<window number>`."""
         return f"{self.prefix}:ratelimit:{caller.kind}:{caller.id}"
 
-    async def _run(self, caller: Caller, now: float | None, *, count: bool) -> RateDecision:
+    async def _run(self, caller: Caller, now: float | None, *, cost: int) -> RateDecision:
         limits = caller.limits
         if not limits:
             moment = time.time() if now is None else now
             return RateDecision(caller, True, moment, (), None)
         args: list[str | int] = [
-            "1" if count else "0",
+            str(cost),
             "" if now is None else math.floor(now * 1000),
         ]
         for window, limit in limits:
@@ -308,7 +320,7 @@ class RateLimiter:
         refused_by = None
         if not allowed:
             # When several windows are full the longest wait is the true one: report it.
-            full = [w for w in windows if w.used >= w.limit]
+            full = [w for w in windows if w.used + max(cost, 1) > w.limit]
             refused_by = max(full, key=lambda w: (w.reset_at, WINDOW_SECONDS[w.window]))
         moment = now_ms / 1000 if now is None else now
         return RateDecision(caller, allowed, moment, windows, refused_by)

@@ -115,6 +115,14 @@ class RateLimitSettings(BaseSettings):
     free_per_day: int | None = Field(
         5000, ge=0, description="Requests per UTC day for a free account, all its keys together."
     )
+    connect_weight: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Requests one connect (`/webcast/fetch`, `/webcast/rooms/{id}/connect`) "
+        "counts as against its caller's limits and daily quota; it costs a signature and a "
+        "TikTok round trip.",
+    )
 
 
 class UsageSettings(BaseSettings):

@@ -51,6 +51,11 @@ USAGE_COLUMNS = (
     "queue_wait_ms",
     "worker_id",
     "profile",
+    "room_id",
+    "strategy",
+    "upstream_status",
+    "upstream_ms",
+    "cost",
 )
 
 RATE_LIMIT_STATUS = 429
@@ -78,6 +83,12 @@ class UsageRow:
     queue_wait_ms: float | None = None
     worker_id: str | None = None
     profile: str | None = None
+    # The connect routes' own: the room, how it was answered, TikTok's status and time.
+    room_id: str | None = None
+    strategy: str | None = None
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    cost: int = 1  # requests it counted as against its caller's limits and quota
 
 
 def utc(moment: datetime) -> datetime:
@@ -93,6 +104,7 @@ class PreparedRow:
 
     record: tuple[Any, ...]  # in `USAGE_COLUMNS` order
     quota_day: tuple[uuid.UUID, date] | None  # (user, UTC day) it counts toward
+    cost: int  # what it adds to that day
     key_use: tuple[uuid.UUID, datetime] | None  # (key, when) for `api_keys.last_used`
 
 
@@ -134,6 +146,11 @@ def prepare_row(row: UsageRow, max_message_chars: int) -> PreparedRow:
         row.queue_wait_ms,
         storable(row.worker_id),
         storable(row.profile),
+        storable(row.room_id),
+        storable(row.strategy),
+        row.upstream_status,
+        row.upstream_ms,
+        row.cost,
     )
     quota_day = None
     if row.user_id is not None and counts_toward_quota(row):
@@ -141,11 +158,12 @@ def prepare_row(row: UsageRow, max_message_chars: int) -> PreparedRow:
     key_use = (row.api_key_id, moment) if row.api_key_id is not None else None
     # Hashed now, so that a strange id fails here, alone, rather than its whole batch.
     hash((quota_day, key_use))
-    return PreparedRow(record, quota_day, key_use)
+    return PreparedRow(record, quota_day, row.cost, key_use)
 
 
 def counts_toward_quota(row: UsageRow) -> bool:
-    """Whether the row adds one to its user's daily quota (see the module docstring)."""
+    """Whether the row adds its cost (one request, or a connect's weight) to its user's
+    daily quota (see the module docstring)."""
     if row.user_id is None:
         return False
     return row.status_code != RATE_LIMIT_STATUS and row.error_type != RATE_LIMIT_ERROR
@@ -169,7 +187,7 @@ def batch_totals(rows: Iterable[PreparedRow]) -> BatchTotals:
     last_used: dict[uuid.UUID, datetime] = {}
     for row in rows:
         if row.quota_day is not None:
-            quota[row.quota_day] = quota.get(row.quota_day, 0) + 1
+            quota[row.quota_day] = quota.get(row.quota_day, 0) + row.cost
         if row.key_use is not None:
             key, moment = row.key_use
             seen = last_used.get(key)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 
@@ -22,9 +22,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from accounts.admission import Accounting, admit
 from signer import SignError, SignResult
+from tiktok import BreakerState, TikTokClient
+from tiktok.hosts import WEBCAST_ORIGIN, rebase
 from workers import SignQueue
 
 from .admin import admin_app
+from .connect import (
+    ROOM_ID_ERROR_FIELDS,
+    anchor_room_id,
+    room_id_by_query,
+    rooms_connect,
+    webcast_fetch,
+)
 from .context import (
     ACCOUNTING,
     DIALECTS,
@@ -32,6 +41,7 @@ from .context import (
     QUEUE,
     ROUTES,
     SETTINGS,
+    TIKTOK,
     TRACE,
     AppSettings,
     Handler,
@@ -79,11 +89,13 @@ QUEUE_REFRESH_SECONDS = 5.0
 @dataclass(slots=True)
 class AppServices:
     """What the application signs and counts with; the caller starts and closes them.
-    Keys, limits and usage are off when `accounting` is left empty."""
+    Keys, limits and usage are off when `accounting` is left empty; the connect routes
+    answer 503 without `tiktok`."""
 
     queue: SignQueue
     accounting: Accounting = field(default_factory=Accounting)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    tiktok: TikTokClient | None = None
 
 
 def unrouted_error_response(
@@ -106,19 +118,51 @@ async def _signed(request: web.Request, parsed: ParsedSign) -> SignResult:
     return outcome.result
 
 
+# Pointed at a TikTok of its own (`AppSettings.webcast_url`: the sandbox), the EulerStream
+# sign routes take that TikTok's webcast URLs as TikTok's (the tokens cover the query, not
+# the host) and answer every webcast URL on it, since their clients then fetch it:
+# TikTok-Live-Connector 1.x configured for the sandbox signs im/fetch through us.
+
+
+def _from_local(request: web.Request, url: object) -> str | None:
+    """`url` moved from the local TikTok onto TikTok's webcast host; None when it is not
+    one of the local TikTok's URLs (or there is none)."""
+    base = request.app[SETTINGS].webcast_url
+    if base is None or not isinstance(url, str) or not url.startswith(base + "/"):
+        return None
+    return rebase(url, base, WEBCAST_ORIGIN)
+
+
+def _fetchable(request: web.Request, result: SignResult) -> SignResult:
+    """`result` with its webcast URL moved onto the local TikTok, when there is one."""
+    base = request.app[SETTINGS].webcast_url
+    if base is None or not result.signed_url.startswith(WEBCAST_ORIGIN + "/"):
+        return result
+    return replace(result, signed_url=rebase(result.signed_url, WEBCAST_ORIGIN, base))
+
+
 async def _body(request: web.Request) -> bytes:
     return await request.read()
 
 
 async def sign_url_get(request: web.Request) -> web.Response:
-    parsed = eulerstream_v1_request(request.query, request.headers)
-    return web.json_response(eulerstream_v1_response(await _signed(request, parsed)))
+    query: Mapping[str, str] = request.query
+    moved = _from_local(request, query.get("url"))
+    if moved is not None:
+        query = {**query, "url": moved}
+    parsed = eulerstream_v1_request(query, request.headers)
+    result = _fetchable(request, await _signed(request, parsed))
+    return web.json_response(eulerstream_v1_response(result))
 
 
 async def sign_url_post(request: web.Request) -> web.Response:
     fields = parse_sign_body(request.headers.get("Content-Type", ""), await _body(request))
+    moved = _from_local(request, fields.get("url"))
+    if moved is not None:
+        fields = {**fields, "url": moved}
     parsed = eulerstream_v2_request(fields, request.query, request.headers)
-    return web.json_response(eulerstream_v2_response(await _signed(request, parsed)))
+    result = _fetchable(request, await _signed(request, parsed))
+    return web.json_response(eulerstream_v2_response(result))
 
 
 async def signature(request: web.Request) -> web.Response:
@@ -156,9 +200,13 @@ async def health(request: web.Request) -> web.Response:
     # Signing goes on without Postgres (usage rows wait, cached keys still pass), so a
     # database outage shows here but does not make the service unhealthy.
     healthy = redis_ok and workers > 0 and request.app[QUEUE].listening
-    # Fewer workers than their supervisors run (one died and is being restarted) is
-    # "degraded" with a 200: this API still signs, so a load balancer must keep it.
-    status = "unhealthy" if not healthy else "degraded" if workers < expected else "healthy"
+    tiktok = request.app.get(TIKTOK)
+    breaker = tiktok.breaker_state if tiktok is not None else None
+    # Fewer workers than their supervisors run (one died and is being restarted), or
+    # TikTok failing (the breaker open), is "degraded" with a 200: this API still signs,
+    # so a load balancer must keep it.
+    degraded = workers < expected or breaker == BreakerState.OPEN
+    status = "unhealthy" if not healthy else "degraded" if degraded else "healthy"
     body = {
         "status": status,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
@@ -168,6 +216,8 @@ async def health(request: web.Request) -> web.Response:
         "workers": workers,
         "workers_expected": expected,
         "queue_depth": depth,
+        # closed | half_open | open; null when this server opens no LIVE rooms.
+        "tiktok_upstream": breaker.value if breaker is not None else None,
     }
     return web.json_response(body, status=200 if healthy else 503)
 
@@ -212,6 +262,9 @@ def create_app(settings: AppSettings, services: AppServices) -> web.Application:
     app[ACCOUNTING] = services.accounting
     app[DIALECTS] = {}
     app[ROUTES] = {}
+    if services.tiktok is not None:
+        app[TIKTOK] = services.tiktok
+        services.metrics.connect.watch(services.tiktok.stats)
     routes: list[tuple[str, str, Handler, RouteInfo]] = [
         ("GET", "/webcast/sign_url", sign_url_get, RouteInfo("sign_url_v1", "eulerstream", True)),
         ("POST", "/webcast/sign_url", sign_url_post, _SIGN_URL_V2),
@@ -219,6 +272,11 @@ def create_app(settings: AppSettings, services: AppServices) -> web.Application:
         ("POST", "/tiktok/sign_url", sign_url_post, _SIGN_URL_V2),
         ("POST", "/signature", signature, RouteInfo("signature", "structured", True)),
         ("POST", "/api/signature", own_signature, RouteInfo("api_signature", "structured", True)),
+        ("GET", "/webcast/fetch", webcast_fetch, _CONNECT_FETCH),
+        ("GET", "/webcast/fetch/", webcast_fetch, _CONNECT_FETCH),
+        ("GET", "/webcast/rooms/{room_id}/connect", rooms_connect, _CONNECT_ROOMS),
+        ("GET", "/webcast/anchors/{unique_id}/room_id", anchor_room_id, _ROOM_ID_ANCHOR),
+        ("GET", "/webcast/room_id", room_id_by_query, _ROOM_ID_QUERY),
         ("GET", "/webcast/rate_limits", rate_limits, RouteInfo("rate_limits", "eulerstream")),
         ("GET", "/health", health, RouteInfo("health", "structured")),
         ("GET", "/metrics", metrics_text, RouteInfo("metrics", "structured")),
@@ -240,3 +298,9 @@ def create_app(settings: AppSettings, services: AppServices) -> web.Application:
 
 
 _SIGN_URL_V2 = RouteInfo("sign_url_v2", "eulerstream", True)
+_CONNECT_FETCH = RouteInfo("webcast_fetch", "eulerstream", True, connect=True)
+_CONNECT_ROOMS = RouteInfo("rooms_connect", "eulerstream", True, connect=True)
+_ROOM_ID_ANCHOR = RouteInfo(
+    "anchor_room_id", "eulerstream", True, error_fields=ROOM_ID_ERROR_FIELDS
+)
+_ROOM_ID_QUERY = RouteInfo("room_id", "eulerstream", True, error_fields=ROOM_ID_ERROR_FIELDS)

@@ -8,8 +8,9 @@ importing the application that assembles them.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp import web
 from accounts.admission import Access, Accounting
 from accounts.settings import AccountSettings
 from signer import SignResult
+from tiktok import TikTokClient
 from workers import SignOutcome, SignQueue
 
 from .errors import ApiError
@@ -29,9 +31,11 @@ __all__ = [
     "QUEUE",
     "ROUTES",
     "SETTINGS",
+    "TIKTOK",
     "TRACE",
     "UNKNOWN_ROUTE",
     "AppSettings",
+    "ConnectTrace",
     "Dialect",
     "Handler",
     "RequestTrace",
@@ -51,6 +55,12 @@ class AppSettings:
     # the admin routes disabled.
     accounts: AccountSettings = field(default_factory=AccountSettings.model_construct)
     trust_forwarded_for: bool = False
+    # Where signed webcast URLs are sent back pointing (`SIGNER_TIKTOK_WEBCAST_URL`) when
+    # it is not TikTok's own: a deployment aimed at a local TikTok (the sandbox) hands
+    # TikTok-Live-Connector 1.x, which fetches im/fetch itself, a URL that reaches it.
+    webcast_url: str | None = None
+    # Requests a connect counts as (`SIGNER_LIMIT_CONNECT_WEIGHT`).
+    connect_weight: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +71,25 @@ class RouteInfo:
     name: str
     dialect: Dialect
     metered: bool = False
+    connect: bool = False  # counts as `AppSettings.connect_weight` requests
+    # Fields every error body of the route carries in the EulerStream dialect, so that a
+    # client reading only the body (the room-id routes' `ok`) understands a refusal too.
+    error_fields: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # A request no route takes (404, 405), and any handler not in the table.
 UNKNOWN_ROUTE = RouteInfo("unknown", "structured")
+
+
+@dataclass(slots=True)
+class ConnectTrace:
+    """What a connect went through, for its headers, log line, usage row and metrics."""
+
+    room_id: str | None = None
+    strategy: str | None = None  # fetch | socket, once one answered
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    outcome: str = "client_error"  # ok | tiktok_error | client_error | refused | signer_error
 
 
 @dataclass(slots=True)
@@ -80,6 +105,7 @@ class RequestTrace:
     target: str = ""
     outcome: SignOutcome | None = None
     error: ApiError | None = None  # what the answer says went wrong, if anything
+    connect: ConnectTrace | None = None  # the connect routes only
 
     @property
     def worker_id(self) -> str | None:
@@ -105,6 +131,8 @@ ROUTES = web.AppKey("routes", dict[Handler, RouteInfo])
 # Each path's dialect, for answers given before routing (see service/api_process.py).
 DIALECTS = web.AppKey("dialects", dict[str, Dialect])
 TRACE = web.RequestKey("trace", RequestTrace)
+# The TikTok client of the connect routes; absent, they answer 503.
+TIKTOK = web.AppKey("tiktok", TikTokClient)
 
 
 def client_ip(request: web.BaseRequest, trust_forwarded_for: bool) -> str:

@@ -16,16 +16,36 @@ And for the accounts' refusals (`accounts.errors`):
 - `RateLimited` -> 429 `RATE_LIMIT_ERROR` with the limit's label, `Retry-After` and the
   rate-limit headers of the refusing window;
 - `AccountsUnavailable` -> 503 `SERVICE_UNAVAILABLE` with its `Retry-After`.
+
+And for TikTok's failures on the connect routes (`tiktok.errors`), each message saying it
+was TikTok:
+
+- `TikTokUnavailable` (the breaker is open) -> 503 `UPSTREAM_ERROR` with `Retry-After`;
+- `TikTokTimeout` -> 504 `UPSTREAM_ERROR`;
+- `TikTokUnreachable`, `TikTokRefused`, `TikTokBadAnswer`, `LookupFailed` -> 502
+  `UPSTREAM_ERROR`;
+- `UserNotFound`, `UserOffline` -> 404 `NOT_FOUND`;
+- `InvalidInput` -> 400 `VALIDATION_ERROR`, nothing having been sent to TikTok.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Literal
 
 from accounts.errors import AccountsUnavailable, InvalidKey, RateLimited, Refused
 from accounts.ratelimit import RateDecision, limit_message, refusing_window
 from signer import SignError
+from tiktok import (
+    InvalidInput,
+    LookupFailed,
+    TikTokError,
+    TikTokTimeout,
+    TikTokUnavailable,
+    UserNotFound,
+    UserOffline,
+)
 
 from .ratelimit_headers import rate_limit_headers
 
@@ -34,6 +54,7 @@ __all__ = [
     "ErrorType",
     "api_error_from_refusal",
     "api_error_from_sign_error",
+    "api_error_from_tiktok",
     "eulerstream_error_body",
     "rate_limit_error",
     "structured_error_body",
@@ -45,6 +66,8 @@ ErrorType = Literal[
     "RATE_LIMIT_ERROR",
     "SIGNATURE_GENERATION_ERROR",
     "SERVICE_UNAVAILABLE",
+    "UPSTREAM_ERROR",
+    "NOT_FOUND",
     "INTERNAL_ERROR",
 ]
 
@@ -71,6 +94,8 @@ class ApiError(Exception):
         self.retry_after = retry_after
         self.limit_label = limit_label
         self.headers: dict[str, str] = {}  # sent with the answer (rate-limit state)
+        # Added to the EulerStream body (the room-id routes' `routes_attempted`).
+        self.fields: dict[str, object] = {}
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.type!r}, {self.message!r})"
@@ -92,6 +117,7 @@ def eulerstream_error_body(e: ApiError) -> dict[str, object]:
     body: dict[str, object] = {"code": e.status, "message": e.message}
     if e.limit_label is not None:
         body["limit_label"] = e.limit_label
+    body.update(e.fields)
     return body
 
 
@@ -133,3 +159,22 @@ def api_error_from_refusal(refused: Refused) -> ApiError:
         return ApiError(401, "AUTHENTICATION_ERROR", str(refused))
     retry = refused.retry_after if isinstance(refused, AccountsUnavailable) else None
     return ApiError(503, "SERVICE_UNAVAILABLE", str(refused), retry_after=retry)
+
+
+def api_error_from_tiktok(err: TikTokError | InvalidInput) -> ApiError:
+    """The HTTP answer for a connect or room look-up TikTok did not serve (module docstring)."""
+    if isinstance(err, InvalidInput):
+        return ApiError(400, "VALIDATION_ERROR", str(err))
+    if isinstance(err, UserNotFound | UserOffline):
+        error = ApiError(404, "NOT_FOUND", err.message)
+    elif isinstance(err, TikTokUnavailable):
+        error = ApiError(
+            503, "UPSTREAM_ERROR", err.message, retry_after=max(1, math.ceil(err.retry_after))
+        )
+    elif isinstance(err, TikTokTimeout):
+        error = ApiError(504, "UPSTREAM_ERROR", err.message)
+    else:
+        error = ApiError(502, "UPSTREAM_ERROR", err.message)
+    if isinstance(err, LookupFailed):
+        error.fields["routes_attempted"] = list(err.routes_attempted)
+    return error

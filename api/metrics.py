@@ -23,6 +23,8 @@ from workers import QueueFull, SignOutcome, SignQueue
 from workers.client import QueueState
 from workers.metrics import LATENCY_BUCKETS
 
+from .connect_metrics import ConnectMetrics
+
 __all__ = ["LATENCY_BUCKETS", "ApiMetrics"]
 
 
@@ -91,6 +93,7 @@ class ApiMetrics:
             "Requests refused at once because the queue was full (503).",
             registry=self.registry,
         )
+        self.connect = ConnectMetrics(self.registry)
 
     def observe_outcome(self, outcome: SignOutcome) -> None:
         """Count one request's trip through the queue."""

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import cast
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ from .errors import (
     eulerstream_error_body,
     structured_error_body,
 )
+from .metrics import ApiMetrics
 from .parsing import MAX_BODY_BYTES, parse_api_key
 from .ratelimit_headers import rate_limit_headers
 
@@ -66,6 +68,8 @@ requests_log = cast(FilteringBoundLogger, structlog.get_logger("api.requests"))
 MAX_LOGGED_MESSAGE = 500
 MAX_LOGGED_PATH = 200
 _REPEATED_SLASHES = re.compile(r"/{2,}")
+# Admission's refusals: no key, a bad key, a limit, a premium route.
+_REFUSED_STATUSES = frozenset({401, 402, 403, 429})
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -74,14 +78,18 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "86400",
     # So browser clients can read them.
     "Access-Control-Expose-Headers": "X-Request-Id, Retry-After, RateLimit-Limit, "
-    "RateLimit-Remaining, RateLimit-Reset, X-RateLimit-Reset",
+    "RateLimit-Remaining, RateLimit-Reset, X-RateLimit-Reset, X-Set-TT-Cookie, X-Room-Id, "
+    "X-Connect-Strategy",
 }
 
 
-def error_response(error: ApiError, dialect: Dialect) -> web.Response:
-    """`error` as an answer in `dialect`, with its `Retry-After` and own headers."""
+def error_response(
+    error: ApiError, dialect: Dialect, fields: Mapping[str, object] | None = None
+) -> web.Response:
+    """`error` as an answer in `dialect`, with its `Retry-After` and own headers; `fields`
+    are the route's own additions to an EulerStream body (`RouteInfo.error_fields`)."""
     if dialect == "eulerstream":
-        body = eulerstream_error_body(error)
+        body = {**(fields or {}), **eulerstream_error_body(error)}
     else:
         body = structured_error_body(error, datetime.now(UTC))
     response = web.json_response(body, status=error.status)
@@ -146,9 +154,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics.duration.labels(route.name).observe(elapsed)
     if trace.outcome is not None:
         metrics.observe_outcome(trace.outcome)
+    if route.connect:
+        _count_connect(metrics, trace)
     usage = app[ACCOUNTING].usage
     if route.metered and usage is not None:
-        usage.add(_usage_row(trace, status, elapsed))
+        cost = app[SETTINGS].connect_weight if route.connect else 1
+        usage.add(_usage_row(trace, status, elapsed, cost))
     _log_request(request, trace, status, elapsed)
     return response
 
@@ -173,7 +184,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("unhandled error on %s", trace.route.name)
         error = ApiError(500, "INTERNAL_ERROR", "internal error; it has been logged")
     trace.error = error
-    return error_response(error, trace.route.dialect)
+    return error_response(error, trace.route.dialect, trace.route.error_fields)
 
 
 @web.middleware
@@ -184,8 +195,14 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
     if not trace.route.metered:
         return await handler(request)
     trace.raw_key = parse_api_key(request.query, request.headers)
+    cost = request.app[SETTINGS].connect_weight if trace.route.connect else 1
     counting = await admit(
-        request.app[ACCOUNTING], trace.raw_key, trace.client_ip, trace.access, ahead=True
+        request.app[ACCOUNTING],
+        trace.raw_key,
+        trace.client_ip,
+        trace.access,
+        ahead=True,
+        cost=cost,
     )
     if counting is None:
         return await handler(request)
@@ -241,12 +258,41 @@ def _log_request(request: web.Request, trace: RequestTrace, status: int, elapsed
         profile=trace.profile,
         key_prefix=key.prefix if key is not None else key_prefix(raw_key) if raw_key else None,
         client_ip=trace.client_ip or None,
+        **_connect_fields(trace),
     )
 
 
-def _usage_row(trace: RequestTrace, status: int, elapsed: float) -> UsageRow:
+def _connect_fields(trace: RequestTrace) -> dict[str, object]:
+    """A connect's own fields of the log line (never the caller's cookies)."""
+    connect = trace.connect
+    if connect is None:
+        return {}
+    return {
+        "room_id": connect.room_id,
+        "strategy": connect.strategy,
+        "upstream_status": connect.upstream_status,
+        "upstream_ms": round(connect.upstream_ms, 3) if connect.upstream_ms is not None else None,
+    }
+
+
+def _count_connect(metrics: ApiMetrics, trace: RequestTrace) -> None:
+    """A connect's line in `signer_connects_total` (and TikTok's time, when it answered)."""
+    connect = trace.connect
+    if connect is not None:
+        outcome = connect.outcome
+    else:  # refused before the handler: by admission, or its input was unreadable
+        refused = trace.error is not None and trace.error.status in _REFUSED_STATUSES
+        outcome = "refused" if refused else "client_error"
+    strategy = connect.strategy if connect is not None and connect.strategy else "none"
+    metrics.connect.connects.labels(trace.route.name, strategy, outcome).inc()
+    if connect is not None and connect.upstream_ms is not None:
+        metrics.connect.upstream.labels(strategy).observe(connect.upstream_ms / 1000)
+
+
+def _usage_row(trace: RequestTrace, status: int, elapsed: float, cost: int) -> UsageRow:
     key = trace.access.key
     error = trace.error
+    connect = trace.connect
     return UsageRow(
         created_at=datetime.now(UTC),
         request_id=trace.request_id,
@@ -265,6 +311,11 @@ def _usage_row(trace: RequestTrace, status: int, elapsed: float) -> UsageRow:
         queue_wait_ms=trace.queue_wait_ms,
         worker_id=trace.worker_id,
         profile=trace.profile,
+        room_id=connect.room_id if connect is not None else None,
+        strategy=connect.strategy if connect is not None else None,
+        upstream_status=connect.upstream_status if connect is not None else None,
+        upstream_ms=connect.upstream_ms if connect is not None else None,
+        cost=cost,
     )
 
 

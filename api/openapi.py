@@ -13,6 +13,7 @@ from typing import Any, get_args
 from accounts import users as accounts
 from accounts.tiers import TIERS
 
+from .connect_parsing import CONNECT_QUERY, COOKIE_HEADER, ROOM_ID_FIELD, UNIQUE_ID_FIELD
 from .errors import ErrorType
 from .parsing import (
     MAX_BODY_BYTES,
@@ -280,6 +281,30 @@ _SCHEMAS: dict[str, Schema] = {
         },
         ["code", "message"],
     ),
+    "RoomId": _object(
+        {
+            "code": {"type": "integer", "const": 200},
+            "ok": {"type": "boolean", "const": True},
+            "room_id": _string("Decimal digits; empty when TikTok gave none (offline)."),
+            "is_live": {"type": "boolean"},
+            "message": {"type": "string"},
+            "routes_attempted": {"type": "array", "items": {"type": "string"}},
+            "source": _string("Where it was found: live_page, api_live_user_room or cache."),
+        },
+        ["code", "ok", "room_id", "is_live", "routes_attempted"],
+    ),
+    "RoomIdError": _object(
+        {
+            "code": {"type": "integer", "description": "The HTTP status."},
+            "ok": {"type": "boolean", "const": False},
+            "message": {"type": "string"},
+            "room_id": {"type": "string"},
+            "is_live": {"type": "boolean"},
+            "routes_attempted": {"type": "array", "items": {"type": "string"}},
+            "limit_label": _string("Which limit was hit, on 429."),
+        },
+        ["code", "ok", "message", "routes_attempted"],
+    ),
     "StructuredError": _object(
         {
             "status": {"type": "string", "const": "error"},
@@ -383,6 +408,158 @@ def _path_param(name: str, description: str) -> Schema:
         "required": True,
         "description": description,
         "schema": {"type": "string"},
+    }
+
+
+_CONNECT_ERRORS = {
+    "400": {
+        "description": "A room id that is not one, a handle holding `/`, `..`, `%` or a "
+        "control character, an oversized `user_agent`, an unknown `platform`; nothing was "
+        "sent to TikTok.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+    "401": {"description": "Invalid API key.", "content": _json(_ref("EulerStreamError"))},
+    "404": {
+        "description": "TikTok says the user does not exist or is not LIVE.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+    "429": {
+        "description": "Rate limit reached: `message`, `limit_label`, `Retry-After`, "
+        "`X-RateLimit-Reset`, `RateLimit-Remaining`, `RateLimit-Reset`.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+    "502": {
+        "description": "TikTok refused, answered empty or could not be reached.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+    "503": {
+        "description": "TikTok keeps failing (the breaker is open; `Retry-After`), the "
+        "signer is busy, or this server opens no LIVE rooms.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+    "504": {
+        "description": "TikTok did not answer in time.",
+        "content": _json(_ref("EulerStreamError")),
+    },
+}
+_CONNECT_OK = {
+    "description": "TikTok's `ProtoMessageFetchResult`, relayed unchanged (or built for the "
+    "`socket` strategy); open the WebSocket at its `push_server`.",
+    "headers": {
+        "X-Set-TT-Cookie": {
+            "description": "Cookies for the WebSocket, Cookie-header syntax, `ttwid` first.",
+            "schema": {"type": "string"},
+        },
+        "X-Room-Id": {"description": "The room connected to.", "schema": {"type": "string"}},
+        "X-Connect-Strategy": {
+            "description": "Which strategy answered: `fetch` or `socket`.",
+            "schema": {"type": "string", "enum": ["fetch", "socket"]},
+        },
+    },
+    "content": {"application/protobuf": {"schema": {"type": "string", "format": "binary"}}},
+}
+_COOKIE_PARAM = {
+    "name": COOKIE_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Your own TikTok cookies (a logged-in connect); passed on to TikTok, "
+    "never logged or stored.",
+    "schema": {"type": "string"},
+}
+
+
+def _connect_operation(summary: str, operation_id: str, parameters: list[Schema]) -> Schema:
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["connect"],
+        "parameters": [*parameters, _COOKIE_PARAM],
+        "security": _SECURITY,
+        "responses": {"200": _CONNECT_OK, **_CONNECT_ERRORS},
+    }
+
+
+def _room_id_operation(summary: str, operation_id: str, parameter: Schema) -> Schema:
+    errors = {
+        status: {**answer, "content": _json(_ref("RoomIdError"))}
+        for status, answer in _CONNECT_ERRORS.items()
+    }
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["connect"],
+        "parameters": [parameter],
+        "security": _SECURITY,
+        "responses": {
+            "200": {"description": "The room.", "content": _json(_ref("RoomId"))},
+            **errors,
+        },
+    }
+
+
+def _connect_paths() -> dict[str, Schema]:
+    # The room is `room_id` or `unique_id`: one exploded object, since OpenAPI can only say
+    # "at least one of" of an object's properties, not of separate parameters.
+    properties = {spec.name: field_schema(spec, nullable=False) for spec in CONNECT_QUERY}
+    room_query = {
+        "type": "object",
+        "properties": properties,
+        "anyOf": [{"required": ["room_id"]}, {"required": ["unique_id"]}],
+        # Clients send dozens of im/fetch parameters besides (spec section 2.1): ignored.
+        "additionalProperties": {"type": "string"},
+    }
+    query = [
+        {
+            "name": "connect",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "description": "The room (`room_id` or `unique_id`) and what to fetch it for; "
+            "unknown parameters are ignored.",
+            "schema": room_query,
+        }
+    ]
+    in_path = [_query_field(spec) for spec in CONNECT_QUERY if spec.name != "room_id"]
+    room_path = {**_path_param("room_id", ROOM_ID_FIELD.description)}
+    room_path["schema"] = field_schema(ROOM_ID_FIELD, nullable=False)
+    room_path["schema"].pop("description")
+    handle_path = {**_path_param("unique_id", UNIQUE_ID_FIELD.description)}
+    handle_path["schema"] = field_schema(UNIQUE_ID_FIELD, nullable=False)
+    handle_path["schema"].pop("description")
+    by_query = {**_query_field(UNIQUE_ID_FIELD, required=True), "name": "uniqueId"}
+    return {
+        "/webcast/fetch": {
+            "get": _connect_operation(
+                "Open a LIVE: TikTok's im/fetch for the room (TikTokLive 6.x)",
+                "webcastFetch",
+                query,
+            )
+        },
+        "/webcast/fetch/": {
+            "get": _connect_operation(
+                "Open a LIVE (older TikTokLive: trailing slash)", "webcastFetchSlash", query
+            )
+        },
+        "/webcast/rooms/{room_id}/connect": {
+            "get": _connect_operation(
+                "Open a LIVE by room id (tiktok-live-connector 2.4 and later)",
+                "roomsConnect",
+                [room_path, *in_path],
+            )
+        },
+        "/webcast/anchors/{unique_id}/room_id": {
+            "get": _room_id_operation(
+                "A handle's room id (tiktok-live-connector 2.4 and later)",
+                "anchorRoomId",
+                handle_path,
+            )
+        },
+        "/webcast/room_id": {
+            "get": _room_id_operation(
+                "A handle's room id (tiktok-live-connector 2.0 to 2.3)", "roomId", by_query
+            )
+        },
     }
 
 
@@ -590,6 +767,7 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
+        **_connect_paths(),
         **_admin_paths(),
         "/health": {
             "get": {

@@ -44,15 +44,25 @@ from aiohttp.web_request import BaseRequest
 
 from accounts.runtime import AccountingRuntime
 from api.app import AppServices, AppSettings, create_app, unrouted_error_response
+from api.connect import queue_signer
 from api.errors import ApiError, structured_error_body
 from api.metrics import ApiMetrics
+from tiktok import TikTokClient
+from tiktok.hosts import WEBCAST_ORIGIN
 from workers import SignQueue
 
 from .api_settings import ApiSettings
 from .environment import Environment
 from .logs import configure_logging, get_logger, redact_secrets
 
-__all__ = ["ApiSettings", "GuardedHandler", "ParserLimits", "connection_cap", "serve"]
+__all__ = [
+    "ApiSettings",
+    "GuardedHandler",
+    "ParserLimits",
+    "app_settings_of",
+    "connection_cap",
+    "serve",
+]
 
 log = get_logger("service.api_process")
 connections_log = get_logger("api.connections")
@@ -323,6 +333,17 @@ class GuardedRunner(web.AppRunner):
         return GuardedServer(await super()._make_server(), self._guard)
 
 
+def app_settings_of(env: Environment) -> AppSettings:
+    """The application's settings, from the environment's settings classes."""
+    webcast_url = env.tiktok.tiktok_webcast_url
+    return AppSettings(
+        accounts=env.accounts,
+        trust_forwarded_for=env.api.trust_forwarded_for,
+        webcast_url=None if webcast_url == WEBCAST_ORIGIN else webcast_url,
+        connect_weight=env.limits.connect_weight,
+    )
+
+
 async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish the requests in hand and stop.
 
@@ -333,14 +354,20 @@ async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
     await queue.start()
     metrics = ApiMetrics()
     accounting = AccountingRuntime(env.database, env.accounts, env.limits, env.usage)
+    tiktok = TikTokClient(
+        env.tiktok,
+        sign=queue_signer(queue),
+        redis_client=queue.redis,
+        key_prefix=f"{env.queue.prefix}:tiktok:",
+    )
+    await tiktok.start()
     services = AppServices(
         queue=queue,
         accounting=await accounting.start(queue.redis, env.queue.prefix, metrics.registry),
         metrics=metrics,
+        tiktok=tiktok,
     )
-    app_settings = AppSettings(
-        accounts=env.accounts, trust_forwarded_for=settings.trust_forwarded_for
-    )
+    app_settings = app_settings_of(env)
     app = create_app(app_settings, services)
     limits = ParserLimits(env.signer.max_url_length)
     guard = ConnectionGuard(
@@ -395,5 +422,6 @@ async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
         # The runner's shutdown waits for in-flight requests (up to its timeout), then
         # the app's clean-up context stops what it started.
         await runner.cleanup()
+        await tiktok.close()
         await accounting.close()
         await queue.close()

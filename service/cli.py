@@ -2,8 +2,9 @@
 
 `api`, `worker` and `up` run the service's processes; `migrate`, `users`, `keys` and
 `usage` manage the accounts in Postgres; `sign` and `token` are the signing library's
-own commands (`signer.cli`), handed over as they are. The settings are read here, once
-(`service.environment`), and every unknown `SIGNER_*` variable is reported at start-up.
+own commands (`signer.cli`) and `sandbox` the offline TikTok's (`sandbox/__main__.py`),
+handed over as they are. The settings are read here, once (`service.environment`), and
+every unknown `SIGNER_*` variable is reported at start-up.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ LIBRARY_COMMANDS = {
     "sign": "sign a TikTok URL (the library's `signer sign`)",
     "token": "compute or decode a single token (the library's `signer token`)",
 }
+# Handed to the offline TikTok's command line (sandbox/__main__.py) as they are.
+SANDBOX_COMMAND = "sandbox"
 
 
 def _positive(text: str) -> int:
@@ -99,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in LIBRARY_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
+    commands.add_parser(SANDBOX_COMMAND, help="run the offline TikTok for bots", add_help=False)
     api = commands.add_parser("api", help="run the HTTP API (SIGNER_API_HOST, SIGNER_API_PORT)")
     api.add_argument("--host", help="listen address (default SIGNER_API_HOST or 127.0.0.1)")
     api.add_argument("--port", type=int, help="listen port (default SIGNER_API_PORT or 8080)")
@@ -172,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in LIBRARY_COMMANDS:
         return library_cli.main(arguments)
+    if arguments and arguments[0] == SANDBOX_COMMAND:
+        from sandbox.__main__ import main as sandbox_main  # only this command loads it
+
+        return sandbox_main(arguments[1:], prog=f"signer {SANDBOX_COMMAND}")
     args = _parser().parse_args(arguments)
     env = Environment()
     if args.command in ("api", "worker", "up"):

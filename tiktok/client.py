@@ -13,12 +13,13 @@ async with TikTokClient(settings, sign=queue_sign, redis=redis_client) as tiktok
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 
 import redis.asyncio as redis
 
 from .breaker import BreakerState
-from .cookies import MsTokenJar, TtwidStore
+from .cookies import MsTokenJar, TtwidStore, parse_cookie_header
 from .fetch import GUESS_NAVIGATOR, ImFetcher, ImFetchResult, Sign
 from .rooms import RoomInfo, RoomLookup
 from .settings import TikTokSettings
@@ -26,9 +27,11 @@ from .socket_strategy import socket_connect_body
 from .stats import TikTokStats, UpstreamCounters
 from .transport import Upstream
 
-__all__ = ["DEFAULT_KEY_PREFIX", "TikTokClient"]
+__all__ = ["DEFAULT_KEY_PREFIX", "SOCKET_PROFILE", "TikTokClient"]
 
 DEFAULT_KEY_PREFIX = "tiktok:"
+# The cookie jar of the `socket` strategy, which signs nothing and so has no profile.
+SOCKET_PROFILE = "direct-socket"
 
 
 class TikTokClient:
@@ -107,6 +110,36 @@ class TikTokClient:
             push_url=self.settings.tiktok_push_url,
             cursor=cursor,
             internal_ext=internal_ext,
+        )
+
+    async def socket_connect(
+        self,
+        room_id: str,
+        *,
+        user_agent: str | None = None,
+        cursor: str = "",
+        internal_ext: str = "",
+        cookie_header: str | None = None,
+    ) -> ImFetchResult:
+        """The `socket` strategy's whole answer: `socket_body`, and the cookies the client
+        needs on the socket (the caller's own ttwid, else one TikTok gave the direct-socket
+        profile, fetched the way a browser gets it). Nothing is signed. Raises
+        `InvalidInput` (nothing sent) and the upstream `TikTokError`s of the ttwid visit."""
+        body = self.socket_body(room_id, cursor=cursor, internal_ext=internal_ext)
+        theirs = parse_cookie_header(cookie_header) if cookie_header else []
+        agent = user_agent or GUESS_NAVIGATOR.user_agent
+        started = time.perf_counter()
+        ttwid = dict(theirs).get("ttwid")
+        if not ttwid:
+            ttwid = (await self.ttwids.get(SOCKET_PROFILE, agent)).ttwid
+        return ImFetchResult(
+            body=body,
+            status=200,
+            latency=time.perf_counter() - started,
+            cookies=(("ttwid", ttwid),),
+            room_id=room_id,
+            user_agent=agent,
+            profile=SOCKET_PROFILE,
         )
 
     async def room(self, unique_id: str) -> RoomInfo:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import time
 
-from .errors import InvalidInput
 from .proto import ProtoMessageFetchResult
 from .validation import clean_room_id
 
@@ -32,13 +31,14 @@ def socket_connect_body(
     *, room_id: str, push_url: str, cursor: str = "", internal_ext: str = ""
 ) -> bytes:
     """The serialised `ProtoMessageFetchResult` for the socket strategy; a caller's own
-    `cursor` and `internal_ext` are kept when given (a reconnect), else made up."""
+    `cursor` and `internal_ext` are kept when given (a reconnect) and URL-safe, else made
+    up: ours always are, and anything else would break the socket query of a client that
+    joins them unencoded (TikTokLive), so it cannot be a cursor this server gave out."""
     room_id = clean_room_id(room_id)
-    for name, value in (("cursor", cursor), ("internal_ext", internal_ext)):
-        if not _URL_SAFE_RE.fullmatch(value):
-            raise InvalidInput(
-                name, "must be at most 512 URL-safe characters (A-Z a-z 0-9 _ . ~ -)"
-            )
+    if not _URL_SAFE_RE.fullmatch(cursor):
+        cursor = ""
+    if not _URL_SAFE_RE.fullmatch(internal_ext):
+        internal_ext = ""
     now_ms = int(time.time() * 1000)
     cursor = cursor or f"t-{now_ms}_r-1_d-1_u-1_h-1"
     internal_ext = (

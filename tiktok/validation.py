@@ -11,13 +11,20 @@ import re
 
 from .errors import InvalidHandle, InvalidRoomId
 
-__all__ = ["MAX_HANDLE_LENGTH", "MAX_ROOM_ID_LENGTH", "clean_handle", "clean_room_id"]
+__all__ = [
+    "MAX_HANDLE_LENGTH",
+    "MAX_ROOM_ID",
+    "MAX_ROOM_ID_LENGTH",
+    "clean_handle",
+    "clean_room_id",
+]
 
 # TikTok allows 2-24 characters of letters, digits, `_` and `.`; a little slack for older
 # accounts, still short enough that a handle can never bloat a URL.
 MAX_HANDLE_LENGTH = 64
 # Room ids are int64 in TikTok's protobuf: at most 19 digits.
 MAX_ROOM_ID_LENGTH = 19
+MAX_ROOM_ID = 2**63 - 1
 _HANDLE_RE = re.compile(r"[A-Za-z0-9_.]+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -57,6 +64,6 @@ def clean_room_id(value: str) -> str:
     # isdigit() accepts other scripts' digits (e.g. Arabic-Indic); TikTok's ids are ASCII.
     if not (room_id.isascii() and room_id.isdigit()):
         raise InvalidRoomId("room_id", "must be decimal digits")
-    if int(room_id) >= 2**63 or int(room_id) == 0:
+    if int(room_id) > MAX_ROOM_ID or int(room_id) == 0:
         raise InvalidRoomId("room_id", "is not a room id (zero, or larger than an int64)")
     return room_id

@@ -267,6 +267,24 @@ async def test_peek_consumes_nothing(limiter: RateLimiter) -> None:
     assert full.limit_label == "rate_limit_ip_minute"
 
 
+async def test_a_weighted_request_counts_its_cost_or_nothing(limiter: RateLimiter) -> None:
+    caller = caller_for(settings(anonymous_per_minute=5), client_ip=unique_ip())
+    first = await limiter.hit(caller, T, cost=3)
+    assert first.allowed
+    assert window_of(first, "minute").used == 3
+    # 3 + 3 would overfill the window: refused, and nothing counted.
+    refused = await limiter.hit(caller, T + 1, cost=3)
+    assert not refused.allowed
+    assert refused.limit_label == "rate_limit_ip_minute"
+    assert window_of(await limiter.peek(caller, T + 1), "minute").used == 3
+    # Two requests of cost 1 still fit.
+    assert (await limiter.hit(caller, T + 2)).allowed
+    assert (await limiter.hit(caller, T + 2)).allowed
+    assert not (await limiter.hit(caller, T + 3)).allowed
+    with pytest.raises(ValueError, match="at least 1"):
+        await limiter.hit(caller, T, cost=0)
+
+
 async def test_one_round_trip_each(limiter: RateLimiter, redis: Redis) -> None:
     caller = caller_for(settings(anonymous_per_hour=100), client_ip=unique_ip())
     await limiter.hit(caller, T)  # loads the script when this Redis has not seen it

@@ -172,6 +172,11 @@ async def test_rows_are_written_after_the_interval_field_for_field(
         dialect="structured",
         target="www.tiktok.com/@someone/live",
         response_time_ms=1500.75,
+        room_id="7312345678901234567",
+        strategy="fetch",
+        upstream_status=200,
+        upstream_ms=41.5,
+        cost=2,
     )
     bare = row(2)
     writer.add(full)
@@ -203,6 +208,11 @@ async def test_rows_are_written_after_the_interval_field_for_field(
             "queue_wait_ms": 3.25,
             "worker_id": "worker-1:4242",
             "profile": "chrome-120-win",
+            "room_id": "7312345678901234567",
+            "strategy": "fetch",
+            "upstream_status": 200,
+            "upstream_ms": 41.5,
+            "cost": 2,
         },
         {
             "created_at": bare.created_at,
@@ -222,8 +232,15 @@ async def test_rows_are_written_after_the_interval_field_for_field(
             "queue_wait_ms": None,
             "worker_id": None,
             "profile": None,
+            "room_id": None,
+            "strategy": None,
+            "upstream_status": None,
+            "upstream_ms": None,
+            "cost": 1,
         },
     ]
+    # A connect of weight 2 counts twice toward the day's quota, as the limiter counted it.
+    assert await quota(conn) == {(accounts.alice, full.created_at.date()): 2}
 
 
 async def test_long_error_messages_are_cut_and_naive_times_taken_as_utc(

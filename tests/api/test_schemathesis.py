@@ -21,6 +21,7 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 
+from tests.sandbox_process import sandbox_process
 from tests.service_stack import issue_key, service_stack
 
 ADMIN_TOKEN = "schemathesis-admin-token-0123456789"
@@ -49,9 +50,12 @@ class LiveApi:
 
 @pytest.fixture(scope="module")
 def live_api() -> Iterator[LiveApi]:
-    with service_stack(engine="native", env={"SIGNER_ADMIN_TOKEN": ADMIN_TOKEN}) as stack:
-        key = issue_key(stack.env, "schemathesis@example.com")
-        yield LiveApi(stack.base, key)
+    # The connect routes reach "TikTok": the sandbox, never the real one.
+    with sandbox_process() as tiktok:
+        env = {"SIGNER_ADMIN_TOKEN": ADMIN_TOKEN, **tiktok.signer_env()}
+        with service_stack(engine="native", env=env) as stack:
+            key = issue_key(stack.env, "schemathesis@example.com")
+            yield LiveApi(stack.base, key)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,9 @@ def node_client() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node/npm not on PATH: install Debian's nodejs and npm to run the npm clients")
-    if not (NODE_DIR / "node_modules" / "tiktok-live-connector" / "package.json").is_file():
+    # Both pins: 1.x as itself, 2.x under its npm alias `tlc2`.
+    packages = ("tiktok-live-connector", "tlc2")
+    if not all((NODE_DIR / "node_modules" / name / "package.json").is_file() for name in packages):
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
             cwd=NODE_DIR,

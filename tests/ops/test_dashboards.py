@@ -71,6 +71,17 @@ OVERVIEW_METRICS = {
     "signer_worker_contexts_free",
     "signer_worker_contexts_total",
     "signer_api_rate_limited_total",
+    # Issue 11: connects by strategy and outcome, TikTok requests by endpoint and status,
+    # their latency, retries, the breaker and the room-look-up caches.
+    "signer_connects_total",
+    "signer_connect_upstream_duration_seconds_bucket",
+    "signer_tiktok_requests_total",
+    "signer_tiktok_request_duration_seconds_sum",
+    "signer_tiktok_request_duration_seconds_count",
+    "signer_tiktok_retries_total",
+    "signer_tiktok_breaker_state",
+    "signer_tiktok_room_cache_hits_total",
+    "signer_tiktok_room_cache_misses_total",
 }
 _LABEL_VALUES = re.compile(r"label_values\((?:(.+),)?\s*\w+\s*\)")
 

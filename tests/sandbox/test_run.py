@@ -71,3 +71,69 @@ async def test_a_bad_script_is_one_line_and_exit_2() -> None:
     _, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert err.decode().startswith("sandbox: cannot read script /nonexistent.json")
+
+
+async def test_signer_sandbox_prints_the_settings_serves_and_stops_on_sigterm() -> None:
+    # `signer sandbox` is `python -m service sandbox`: the service's CLI hands it over.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "sandbox",
+        "--port",
+        "0",
+        "--rate",
+        "0",
+        "--mode",
+        "socket",
+        "--sign-url",
+        "http://127.0.0.1:9999",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        # The instructions end with tiktok-live-connector 1.x's constructor line.
+        while not lines or "new WebcastPushConnection(" not in lines[-1]:
+            line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+            assert line, "the command ended before printing its instructions: " + "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        match = re.search(r"\(socket mode\) on (http://127\.0\.0\.1:(\d+))", lines[0])
+        assert match is not None, text
+        base, port = match.group(1), match.group(2)
+        assert f"SIGNER_TIKTOK_WEB_URL={base}\n" in text
+        assert f"SIGNER_TIKTOK_PUSH_URL=ws://127.0.0.1:{port}/webcast/im/" in text
+        assert 'WebDefaults.tiktok_sign_url = "http://127.0.0.1:9999"' in text
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/@sandbox/live") as r,
+        ):
+            assert r.status == 200
+            assert '<script id="SIGI_STATE"' in await r.text()
+        process.send_signal(signal.SIGTERM)
+        rest, err = await asyncio.wait_for(process.communicate(), 20)
+        assert b"sandbox stopped" in rest, err
+        assert process.returncode == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_signer_sandbox_names_itself_in_its_usage() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "sandbox",
+        "--mode",
+        "nonsense",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert err.decode().startswith("usage: signer sandbox ")
+    assert "invalid choice: 'nonsense'" in err.decode()
