@@ -56,7 +56,14 @@ $(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json | sys
 	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-unit: venv system $(NODE_CLIENTS)/node_modules/.installed
+# axe-core, which tests/console/test_accessibility.py injects into each console page.
+NODE_CONSOLE := tests/console/node
+
+$(NODE_CONSOLE)/node_modules/.installed: $(NODE_CONSOLE)/package-lock.json | system
+	cd $(NODE_CONSOLE) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+unit: venv system $(NODE_CLIENTS)/node_modules/.installed $(NODE_CONSOLE)/node_modules/.installed
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -57,9 +57,17 @@ __all__ = [
 Window = Literal["minute", "hour", "day"]
 # "key_lookups" and "admin_auth" are per-address budgets of their own (look-ups of keys
 # not cached, failed admin tokens): their refusals name themselves in label and message.
-# "signin_account" and "signin_address" count the console's failed sign-ins.
+# "signin_account" and "signin_address" count the console's failed sign-ins,
+# "console_mail" the links it mails to one address.
 CallerKind = Literal[
-    "ip", "account", "key", "key_lookups", "admin_auth", "signin_account", "signin_address"
+    "ip",
+    "account",
+    "key",
+    "key_lookups",
+    "admin_auth",
+    "signin_account",
+    "signin_address",
+    "console_mail",
 ]
 
 WINDOW_SECONDS: dict[Window, int] = {"minute": 60, "hour": 3600, "day": 86400}
@@ -120,6 +128,7 @@ WHOSE: dict[CallerKind, str] = {
     "admin_auth": "for failed admin authentications from this IP address",
     "signin_account": "for failed console sign-ins to this account",
     "signin_address": "for failed console sign-ins from this IP address",
+    "console_mail": "for console mail to this address",
 }
 
 # What a refused caller of a budget that is not a request budget reads instead of
@@ -129,6 +138,7 @@ _TOO_MANY: dict[CallerKind, str] = {
     "admin_auth": "Too many failed admin authentications from this address",
     "signin_account": "Too many failed sign-ins",
     "signin_address": "Too many failed sign-ins",
+    "console_mail": "Too many links mailed to this address",
 }
 
 

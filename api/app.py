@@ -56,7 +56,7 @@ from .dialects import (
 from .errors import ApiError, api_error_from_sign_error
 from .metrics import ApiMetrics
 from .middlewares import CORS_HEADERS, MIDDLEWARES, error_response, target_of
-from .openapi import docs_html, openapi_document
+from .openapi import openapi_document
 from .parsing import (
     MAX_BODY_BYTES,
     ParsedSign,
@@ -68,6 +68,7 @@ from .parsing import (
     signature_request,
 )
 from .ratelimit_headers import rate_limits_body
+from .reference import REFERENCE_ASSETS, REFERENCE_HEADERS, reference_html
 
 __all__ = [
     "ACCOUNTING",
@@ -234,7 +235,18 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=docs_html("/openapi.json"), content_type="text/html")
+    """`/docs`: the API reference, drawn on the server from the OpenAPI document."""
+    page = reference_html(openapi_document(VERSION), f"{request.scheme}://{request.host}")
+    return web.Response(text=page, content_type="text/html", headers=REFERENCE_HEADERS)
+
+
+async def docs_asset(request: web.Request) -> web.Response:
+    """The reference's stylesheet and script."""
+    found = REFERENCE_ASSETS.get(request.match_info["name"])
+    if found is None:
+        raise ApiError(404, "VALIDATION_ERROR", f"no route GET {request.path}")
+    content_type, text = found
+    return web.Response(text=text, content_type=content_type, headers=REFERENCE_HEADERS)
 
 
 async def _queue_gauges(app: web.Application) -> AsyncIterator[None]:
@@ -282,6 +294,7 @@ def create_app(settings: AppSettings, services: AppServices) -> web.Application:
         ("GET", "/metrics", metrics_text, RouteInfo("metrics", "structured")),
         ("GET", "/openapi.json", openapi_json, RouteInfo("openapi", "structured")),
         ("GET", "/docs", docs, RouteInfo("docs", "structured")),
+        ("GET", "/docs/{name}", docs_asset, RouteInfo("docs", "structured")),
     ]
     for method, path, handler, info in routes:
         app.router.add_route(method, path, handler)

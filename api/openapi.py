@@ -819,6 +819,34 @@ def _paths() -> dict[str, Schema]:
                 },
             }
         },
+        "/docs/{name}": {
+            "get": {
+                "summary": "The documentation page's stylesheet and script",
+                "operationId": "docsAsset",
+                "tags": ["operations"],
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["reference.css", "reference.js"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "CSS or JavaScript.",
+                        "content": {
+                            "text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": {
+                        "description": "No such file.",
+                        "content": _json(_ref("StructuredError")),
+                    },
+                },
+            }
+        },
     }
 
 

@@ -47,6 +47,7 @@ from api.app import AppServices, AppSettings, create_app, unrouted_error_respons
 from api.connect import queue_signer
 from api.errors import ApiError, structured_error_body
 from api.metrics import ApiMetrics
+from console import console_app, mount_console
 from tiktok import TikTokClient
 from tiktok.hosts import WEBCAST_ORIGIN
 from workers import SignQueue
@@ -369,6 +370,16 @@ async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
     )
     app_settings = app_settings_of(env)
     app = create_app(app_settings, services)
+    secret = env.accounts.key_secret.get_secret_value()
+    console = console_app(
+        env.console,
+        env.mail,
+        queue.redis,
+        prefix=env.queue.prefix,
+        key_secret=secret,
+        listen=(settings.host, settings.port),
+    )
+    mount_console(app, *console)
     limits = ParserLimits(env.signer.max_url_length)
     guard = ConnectionGuard(
         app, connection_cap(settings.max_connections), settings.head_timeout, limits

@@ -20,7 +20,7 @@ from accounts.tiers import TIERS
 from migrations.settings import DatabaseSettings
 from signer import cli as library_cli
 
-from . import admin_cli
+from . import admin_cli, console_cli
 from .api_process import serve
 from .environment import Environment, warn_unknown
 from .logs import configure_logging
@@ -73,6 +73,14 @@ def _account_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     create_user.add_argument(
         "--if-missing", action="store_true", help="a user who exists already is no error"
     )
+    create_user.add_argument(
+        "--admin", action="store_true", help="an operator; prints a link to set a password"
+    )
+    invite = user_actions.add_parser(
+        "invite", help="invite to the console (mails a link)", parents=[state]
+    )
+    invite.add_argument("email")
+    invite.add_argument("--tier", choices=tiers, default="free", help="default: free")
     user_actions.add_parser("list", help="list every user", parents=[as_json])
     set_tier = user_actions.add_parser("set-tier", help="move a user to a tier", parents=[as_json])
     set_tier.add_argument("email")
@@ -156,6 +164,12 @@ def _account_command(env: Environment, args: argparse.Namespace) -> int:
     if args.command == "usage":
         return admin_cli.usage(env, args.user, args.days, as_json=args.json)
     if args.command == "users":
+        if args.action == "create" and args.admin:
+            return console_cli.users_create_admin(
+                env, args.email, args.tier, if_missing=args.if_missing
+            )
+        if args.action == "invite":
+            return console_cli.users_invite(env, args.email, args.tier)
         if args.action == "create":
             return admin_cli.users_create(
                 env, args.email, args.tier, as_json=args.json, if_missing=args.if_missing

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings
 from structlog.typing import FilteringBoundLogger
 
 from accounts.settings import AccountSettings, RateLimitSettings, UsageSettings
+from console.settings import ConsoleSettings, MailSettings
 from migrations.settings import DatabaseSettings
 from signer import SignerSettings
 from tiktok.settings import TikTokSettings
@@ -52,6 +53,8 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     DatabaseSettings,
     LogSettings,
     TikTokSettings,
+    ConsoleSettings,
+    MailSettings,
 )
 # `SIGNER_*` names read by something other than a settings class: the tag every process
 # of one `signer up` carries (service.stack.recovery).
@@ -153,3 +156,11 @@ class Environment:
     @cached_property
     def tiktok(self) -> TikTokSettings:
         return TikTokSettings()
+
+    @cached_property
+    def console(self) -> ConsoleSettings:
+        return ConsoleSettings()
+
+    @cached_property
+    def mail(self) -> MailSettings:
+        return MailSettings()

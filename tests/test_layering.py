@@ -60,7 +60,9 @@ def test_no_import_runs_against_the_layering(package: str) -> None:
 
 
 # Python packages of ours that import cleanly on their own (scripts/ holds scripts).
-PACKAGES = ["signer", "migrations", "workers", "accounts", "tiktok", "sandbox", "api", "service"]
+PACKAGES = [
+    "signer", "migrations", "workers", "accounts", "tiktok", "sandbox", "api", "console", "service",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("package", PACKAGES)
