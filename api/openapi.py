@@ -237,15 +237,20 @@ _SCHEMAS: dict[str, Schema] = {
     "OwnRequest": {
         **fields_schema(OWN_FIELDS),
         "oneOf": [
+            # One of them given, the other absent or null (clients send null for unset).
             {
                 "required": ["url"],
-                "properties": {"url": field_schema(URL_FIELD, nullable=False)},
-                "not": {"required": ["roomUrl"]},
+                "properties": {
+                    "url": field_schema(URL_FIELD, nullable=False),
+                    "roomUrl": {"type": "null"},
+                },
             },
             {
                 "required": ["roomUrl"],
-                "properties": {"roomUrl": field_schema(OWN_FIELDS[1], nullable=False)},
-                "not": {"required": ["url"]},
+                "properties": {
+                    "roomUrl": field_schema(OWN_FIELDS[1], nullable=False),
+                    "url": {"type": "null"},
+                },
             },
         ],
     },

@@ -502,11 +502,12 @@ def own_request(
     _check_fields(fields, OWN_FIELDS)
     url = _optional_str(fields, "url")
     room_url = _optional_str(fields, "roomUrl")
-    if url and url.strip() and room_url and room_url.strip() and url.strip() != room_url.strip():
-        raise _invalid("give either 'url' or 'roomUrl', not two different URLs")
-    name = "url" if url and url.strip() else "roomUrl"
-    if name == "roomUrl" and not (room_url and room_url.strip()):
+    # Exactly one of them, as the document's `oneOf` says: the other absent or null.
+    if url is not None and room_url is not None:
+        raise _invalid("give either 'url' or 'roomUrl', not both")
+    if url is None and room_url is None:
         raise _invalid("field 'url' (or 'roomUrl') is required: the TikTok URL to sign")
+    name = "url" if url is not None else "roomUrl"
     ms_token = _optional_str(fields, "msToken")
     request = SignRequest(
         url=_required_url(fields, name),

@@ -269,8 +269,8 @@ def test_own_url_user_agent_and_ms_token() -> None:
     assert parsed.request == SignRequest(url=FETCH_URL, user_agent=CLIENT_UA, ms_token="abc-_=")
 
 
-def test_own_same_url_twice_is_fine_and_empty_ms_token_is_none() -> None:
-    parsed = own_request({"url": FETCH_URL, "roomUrl": FETCH_URL, "msToken": ""})
+def test_own_null_other_url_is_unset_and_empty_ms_token_is_none() -> None:
+    parsed = own_request({"url": FETCH_URL, "roomUrl": None, "msToken": ""})
     assert parsed.request == SignRequest(url=FETCH_URL)
 
 
@@ -281,6 +281,8 @@ def test_own_same_url_twice_is_fine_and_empty_ms_token_is_none() -> None:
         {"url": ""},
         {"roomUrl": "  "},
         {"url": FETCH_URL, "roomUrl": "https://www.tiktok.com/@x/live"},
+        {"url": FETCH_URL, "roomUrl": FETCH_URL},  # exactly one, as the document says
+        {"url": "", "roomUrl": FETCH_URL},
         {"roomUrl": 3},
         {"url": FETCH_URL, "msToken": 3},
     ],
