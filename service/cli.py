@@ -25,7 +25,7 @@ from .api_process import serve
 from .environment import Environment, warn_unknown
 from .logs import configure_logging
 from .stack import run_up
-from .stack.recovery import recorded_database_url
+from .stack.recovery import StackRecord
 from .workers_process import run_workers
 
 __all__ = ["main"]
@@ -145,9 +145,13 @@ def _service(env: Environment, args: argparse.Namespace) -> int:
 def _accounts(env: Environment, args: argparse.Namespace) -> int:
     # Without DATABASE_URL, the database `signer up` runs (its state folder records it),
     # so a key can be issued while the stack runs with nothing to export.
-    recorded = None if os.environ.get("DATABASE_URL") else recorded_database_url(Path(args.state))
+    record = None if os.environ.get("DATABASE_URL") else StackRecord.load(Path(args.state))
+    recorded = record.database_url if record is not None else ""
     if recorded:
         env.database = DatabaseSettings(DATABASE_URL=recorded)
+        # ... and the console links it prints or mails point at that stack's API.
+        if record is not None and record.api and not env.console.base_url:
+            env.console = env.console.model_copy(update={"base_url": record.api})
     status = _account_command(env, args)
     if status != 0 and recorded:
         print(

@@ -40,7 +40,6 @@ __all__ = [
     "StackRecord",
     "clear_leftovers",
     "hold_state_lock",
-    "recorded_database_url",
     "stack_processes",
 ]
 
@@ -76,11 +75,6 @@ class StackRecord:
         partial = state / f".{RECORD}.tmp"
         partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
         partial.replace(state / RECORD)  # never half a record
-
-
-def recorded_database_url(state: Path) -> str | None:
-    """The database of the `signer up` on `state`, if one ever ran there with its own."""
-    return StackRecord.load(state).database_url or None
 
 
 def hold_state_lock(state: Path) -> IO[str] | None:

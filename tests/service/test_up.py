@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -215,6 +216,12 @@ def test_a_key_is_one_command_while_up_runs(signer_up: UpRun) -> None:
     assert status == 200, body
     status, body = _get(f"{signer_up.base}/webcast/rate_limits?apiKey={key[:-1]}x")
     assert status == 401, body
+    # The first operator's link points at this stack's console, not at a default port.
+    link = run_signer(env, "users", "create", "boss@example.com", "--admin", "--state", state)
+    assert link.startswith(f"{signer_up.base}/console/accept?token="), link
+    with urllib.request.urlopen(link, timeout=10) as page:
+        assert page.status == 200
+        assert "password" in page.read().decode().lower()
     # The banner says the same.
     assert "make key EMAIL=you@example.com" in signer_up.output
     assert "params: { apiKey: KEY }" in signer_up.output
