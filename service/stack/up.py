@@ -46,6 +46,10 @@ Point your client at it, with the key:
   TikTokLive (Python):        SIGN_API_URL={base} SIGN_API_KEY=KEY
   tiktok-signature clients:   POST {base}/signature?apiKey=KEY
 
+The console (keys, usage, errors): {base}/console/
+  first operator: {signer} users create you@example.com --admin{state_option}
+  (prints a link to choose a password); the API reference: {base}/docs
+
 Without a key, callers get the anonymous budget per address (SIGNER_LIMIT_ANONYMOUS_*).
 Ctrl-C stops everything."""
 

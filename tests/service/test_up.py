@@ -227,6 +227,8 @@ def test_a_key_is_one_command_while_up_runs(signer_up: UpRun) -> None:
     assert "params: { apiKey: KEY }" in signer_up.output
     assert "signProviderFallbackHosts = []" in signer_up.output
     assert "SIGN_API_KEY=KEY" in signer_up.output
+    assert f"{signer_up.base}/console/" in signer_up.output
+    assert "users create you@example.com --admin" in signer_up.output
 
 
 def test_a_stopped_stack_says_so_to_signer_keys(up_state: Path) -> None:
