@@ -46,7 +46,8 @@ from accounts.admission import Accounting  # noqa: E402
 from accounts.ratelimit import RateLimiter  # noqa: E402
 from accounts.settings import RateLimitSettings  # noqa: E402
 from api.app import AppServices, AppSettings, create_app  # noqa: E402
-from console import ConsoleSettings, MailSettings, console_app, mount_console  # noqa: E402
+from console.app import console_app, mount_console  # noqa: E402
+from console.settings import ConsoleSettings, MailSettings  # noqa: E402
 from migrations import DatabaseSettings, migrate  # noqa: E402
 from migrations.partitions import ensure_partitions, utc_today  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402

@@ -47,7 +47,7 @@ from api.app import AppServices, AppSettings, create_app, unrouted_error_respons
 from api.connect import queue_signer
 from api.errors import ApiError, structured_error_body
 from api.metrics import ApiMetrics
-from console import console_app, mount_console
+from console.app import console_app, mount_console
 from tiktok import TikTokClient
 from tiktok.hosts import WEBCAST_ORIGIN
 from workers import SignQueue

@@ -106,3 +106,20 @@ def test_service_is_the_only_reader_of_the_environment() -> None:
                 ):
                     readers.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}()")
     assert not readers, "\n".join(readers)
+
+
+def test_a_worker_does_not_load_the_web_app() -> None:
+    """`signer worker` reads every settings class (console's included) but serves no page:
+    the console's templates, password hashing and the API stay out of its memory."""
+    program = (
+        "import json, sys\n"
+        "import service.environment, service.workers_process\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    unwanted = {"console.app", "api.app", "jinja2", "aiohttp_jinja2", "argon2"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)

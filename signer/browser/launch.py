@@ -10,7 +10,46 @@ from playwright.async_api import Browser, Playwright
 from ..errors import EngineUnavailable
 from .devtools import DEVTOOLS_PORT_ARG
 
-__all__ = ["CHROMIUM_ARGS", "launch_browser", "resolve_executable"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "DISABLED_FEATURES",
+    "PLAYWRIGHT_DISABLED_FEATURES",
+    "launch_browser",
+    "resolve_executable",
+]
+
+# Chromium obeys only the last `--disable-features` it is given, and Playwright passes its
+# own list first, so ours repeats Playwright's (as of 1.65; tests/signer/test_browser_launch.py
+# fails when Playwright's list gains a feature ours lacks) and adds:
+# - WebUIOmniboxPopup, WebUIOmniboxAimPopup: headless Chromium still builds a browser
+#   window per context, and each window's omnibox popup is a WebUI page, never shown, in
+#   a renderer of its own: a second renderer for every context (see BENCHMARKS.md);
+# - SpareRendererForSitePerProcess: a renderer kept started for the next tab, which a
+#   signer opens only when it recycles a context (that open now starts its renderer).
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+    "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion",
+)
+DISABLED_FEATURES = (
+    *PLAYWRIGHT_DISABLED_FEATURES,
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxAimPopup",
+    "SpareRendererForSitePerProcess",
+)
 
 # Network-quiet flags: this service's hosts often have no route to Google, and Chromium's
 # background services would otherwise retry connections all day.
@@ -26,6 +65,7 @@ CHROMIUM_ARGS = (
     "--disable-renderer-backgrounding",
     "--disable-background-timer-throttling",
     "--disable-backgrounding-occluded-windows",
+    "--disable-features=" + ",".join(DISABLED_FEATURES),
 )
 _SYSTEM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
