@@ -27,17 +27,40 @@ from .page_contract import PageItem, PageResult
 __all__ = ["DEVTOOLS_PORT_ARG", "PageChannel", "devtools_port"]
 
 DEVTOOLS_PORT_ARG = "--remote-debugging-port=0"
+DEVTOOLS_PORT_TIMEOUT = 10.0
+DEVTOOLS_PORT_POLL = 0.02
 _SIGN = "function (items) { return this.signBatchSync(items); }"
 
 
-def devtools_port(browser_pid: int) -> int:
-    """The DevTools port of the Chromium running as `browser_pid`."""
+def _profile(browser_pid: int) -> Path:
     args = Path(f"/proc/{browser_pid}/cmdline").read_bytes().split(b"\0")
     for arg in args:
         if arg.startswith(b"--user-data-dir="):
-            profile = Path(arg.split(b"=", 1)[1].decode())
-            return int((profile / "DevToolsActivePort").read_text().split()[0])
+            return Path(arg.split(b"=", 1)[1].decode())
     raise EngineUnavailable("Chromium was started without a profile folder")
+
+
+def _written_port(profile: Path) -> int | None:
+    """The port in the profile's DevToolsActivePort; None while it is missing or half
+    written. (Files in a temporary folder and /proc: these reads do not block.)"""
+    try:
+        return int((profile / "DevToolsActivePort").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def devtools_port(browser_pid: int, timeout: float = DEVTOOLS_PORT_TIMEOUT) -> int:
+    """The DevTools port of the Chromium running as `browser_pid`. Chromium writes it
+    once its DevTools server listens, which can be a moment after Playwright's launch
+    has returned (a cold first start): the file is waited for, up to `timeout` seconds."""
+    profile = _profile(browser_pid)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (port := _written_port(profile)) is None:
+        if loop.time() >= deadline:
+            raise EngineUnavailable(f"Chromium did not open its DevTools port within {timeout:g} s")
+        await asyncio.sleep(DEVTOOLS_PORT_POLL)
+    return port
 
 
 class PageChannel:

@@ -480,7 +480,7 @@ class ContextPool:
             if pid is None:
                 await browser.close()
                 raise EngineUnavailable("Chromium started but its process cannot be found")
-            self._devtools_port = devtools_port(pid)
+            self._devtools_port = await devtools_port(pid)
             self.stats.browser_launches += 1
             self.stats.browser_pid = pid
             self._browser = browser
