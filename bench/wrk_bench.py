@@ -49,7 +49,7 @@ from report import machine, write_results  # noqa: E402
 from sign_bench import URL  # noqa: E402
 from stack_bench import Stack, _redis_pid  # noqa: E402
 
-from signer.browser.procs import descendants  # noqa: E402
+from signer.browser.procs import cmdline, descendants  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.redis_server import private_redis  # noqa: E402
 from tests.service_stack import issue_key  # noqa: E402
@@ -143,14 +143,6 @@ def lua_script(folder: Path, api_key: str) -> Path:
 # --- /proc -------------------------------------------------------------------------------
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def _memory_kib(pid: int) -> tuple[int, int]:
     """(PSS, its anonymous and shared-memory part) of `pid` in KiB.
 
@@ -172,7 +164,7 @@ def _memory_kib(pid: int) -> tuple[int, int]:
 
 def _kind(pid: int, tree: str) -> str:
     # Chromium's helpers rewrite their command line as one string joined by spaces.
-    args = [part for arg in _cmdline(pid) for part in arg.split(" ")]
+    args = [part for arg in cmdline(pid) for part in arg.split(" ")]
     if not args:
         return "gone"
     program = Path(args[0]).name

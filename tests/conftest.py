@@ -10,8 +10,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from migrations import DatabaseSettings, migrate
+from signer.browser.launch import CHROMIUM_ARGS, resolve_executable
 from tests.postgres_server import PostgresServer, postgres_server
 
 CHROMIUM_HINT = "Chromium not found: run `make test` (installs Debian's chromium as root)"
@@ -30,6 +32,22 @@ def require_chromium() -> None:
     # so a CI machine without it cannot pass by testing nothing.
     if not chromium_available():
         pytest.fail(CHROMIUM_HINT)
+
+
+@pytest.fixture
+async def browser(require_chromium: None) -> AsyncIterator[Browser]:
+    """A headless Chromium for web pages (the console, /docs), found and flagged as the
+    signer's own is: the tests see what the service's browser would."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=resolve_executable(playwright, os.environ.get("SIGNER_CHROMIUM_PATH")),
+            args=list(CHROMIUM_ARGS),
+            headless=True,
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 @pytest.fixture(scope="session")

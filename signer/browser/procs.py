@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["browser_pids", "children", "descendants", "tree_rss_bytes"]
+__all__ = ["browser_pids", "children", "cmdline", "descendants", "tree_rss_bytes"]
 
 
 def children(pid: int) -> list[int]:
@@ -29,7 +29,8 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> list[str]:
+def cmdline(pid: int) -> list[str]:
+    """The arguments of `pid` (empty when it is gone)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -43,7 +44,7 @@ def browser_pids(marker: str = "--remote-debugging-pipe", root: int | None = Non
     """
     pids = []
     for pid in descendants(root if root is not None else os.getpid()):
-        args = _cmdline(pid)
+        args = cmdline(pid)
         if marker in args and not any(a.startswith("--type=") for a in args):
             pids.append(pid)
     return pids

@@ -4,15 +4,12 @@ search box that works offline (our own script), in a real Chromium."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, Route, async_playwright, expect
+from playwright.async_api import Browser, Route, expect
 
 from api.app import VERSION
 from api.openapi import openapi_document
 from api.reference import REFERENCE_ASSETS, reference_html, sample
-from signer.browser.launch import CHROMIUM_ARGS
 
 ORIGIN = "http://signer.test"
 
@@ -42,18 +39,6 @@ def test_examples_follow_the_schemas() -> None:
     error = sample({"$ref": "#/components/schemas/StructuredError"}, document)
     assert isinstance(error, dict)
     assert error["status"] == "error"
-
-
-@pytest.fixture
-async def browser(require_chromium: None) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def test_the_search_box_filters_the_routes(browser: Browser) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ViewportSize, async_playwright
+from playwright.async_api import Browser, BrowserContext, ViewportSize
 
-from signer.browser.launch import CHROMIUM_ARGS
 from tests.console.conftest import Mailbox
 from tests.console.tour import Stop, Tour, console_tour
 from tests.service_stack import ServiceStack
@@ -51,18 +50,6 @@ async def open_as(
             [{"name": "signer_console", "value": cookie, "url": base, "httpOnly": True}]
         )
     return context
-
-
-@pytest.fixture
-async def browser(require_chromium: None) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture

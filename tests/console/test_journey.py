@@ -10,13 +10,11 @@ import asyncio
 import importlib
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from signer.browser.launch import CHROMIUM_ARGS
 from tests.console.conftest import PASSWORD, Mailbox, cli_env, fresh_address
 from tests.service_stack import ServiceStack, run_signer
 
@@ -33,18 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:websockets.exceptions.InvalidStatusCode:DeprecationWarning"),
 ]
-
-
-@pytest.fixture
-async def browser(require_chromium: None) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def _signer(base: str, key: str) -> Any:
