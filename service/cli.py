@@ -15,20 +15,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accounts.tiers import TIERS
-from migrations.settings import DatabaseSettings
-from signer import cli as library_cli
 
-from . import admin_cli, console_cli
-from .api_process import serve
-from .environment import Environment, warn_unknown
-from .logs import configure_logging
-from .stack import run_up
 from .stack.recovery import StackRecord
-from .workers_process import run_workers
+
+if TYPE_CHECKING:
+    from .environment import Environment
 
 __all__ = ["main"]
+
+# Each command imports what it runs, and only that, when it runs: every process of the
+# service starts as `signer ...`, and `signer up` would otherwise spend most of a second
+# loading the API, the console and the TikTok client before starting its first server.
 
 # Handed to the library's command line (signer/cli.py) as they are.
 LIBRARY_COMMANDS = {
@@ -127,9 +127,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service(env: Environment, args: argparse.Namespace) -> int:
-    if args.command == "up":
-        return run_up(Path(args.state).resolve(), args.port, args.workers)
     if args.command == "api":
+        from .api_process import serve
+        from .environment import warn_unknown
+        from .logs import configure_logging
+
         updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         env.api = env.api.model_copy(update=updates)
         configure_logging(env.log)
@@ -139,12 +141,16 @@ def _service(env: Environment, args: argparse.Namespace) -> int:
     if args.processes < 1:
         print("signer: --processes must be at least 1", file=sys.stderr)
         return 2
+    from .workers_process import run_workers
+
     return run_workers(env, args.processes)
 
 
 def _accounts(env: Environment, args: argparse.Namespace) -> int:
     # Without DATABASE_URL, the database `signer up` runs (its state folder records it),
     # so a key can be issued while the stack runs with nothing to export.
+    from migrations.settings import DatabaseSettings
+
     record = None if os.environ.get("DATABASE_URL") else StackRecord.load(Path(args.state))
     recorded = record.database_url if record is not None else ""
     if recorded:
@@ -163,6 +169,8 @@ def _accounts(env: Environment, args: argparse.Namespace) -> int:
 
 
 def _account_command(env: Environment, args: argparse.Namespace) -> int:
+    from . import admin_cli, console_cli
+
     if args.command == "migrate":
         return admin_cli.migrate_command(env)
     if args.command == "usage":
@@ -193,14 +201,22 @@ def _account_command(env: Environment, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in LIBRARY_COMMANDS:
+        from signer import cli as library_cli
+
         return library_cli.main(arguments)
     if arguments and arguments[0] == SANDBOX_COMMAND:
         from sandbox.__main__ import main as sandbox_main  # only this command loads it
 
         return sandbox_main(arguments[1:], prog=f"signer {SANDBOX_COMMAND}")
     args = _parser().parse_args(arguments)
+    if args.command == "up":  # its processes read the environment, not it
+        from .stack import run_up
+
+        return run_up(Path(args.state).resolve(), args.port, args.workers)
+    from .environment import Environment
+
     env = Environment()
-    if args.command in ("api", "worker", "up"):
+    if args.command in ("api", "worker"):
         return _service(env, args)
     return _accounts(env, args)
 

@@ -130,6 +130,16 @@ def run_up(state: Path, port: int, workers: int, host: str = "127.0.0.1") -> int
             env["REDIS_URL"] = record.redis_url = redis.start(_reusable(earlier.redis_port))
             record.redis_port = redis.port
             print(f"private Redis on {env['REDIS_URL']}", flush=True)
+        command = [sys.executable, "-m", "service"]
+        # SIGTERM when `signer up` dies, however it dies: the API stops, workers drain.
+        # The workers need only Redis: they warm their browsers while Postgres starts.
+        children.append(
+            subprocess.Popen(
+                [*command, "worker", "--processes", str(workers)],
+                env=env,
+                preexec_fn=parent_death_signal(signal.SIGTERM),
+            )
+        )
         if not env.get("DATABASE_URL"):
             postgres = PrivatePostgres(state / "postgres", die_with_parent=True)
             services.append(postgres)
@@ -138,16 +148,13 @@ def run_up(state: Path, port: int, workers: int, host: str = "127.0.0.1") -> int
             record.postgres_port = postgres.port
             print(f"private Postgres on {env['DATABASE_URL']}", flush=True)
         record.save(state)
-        command = [sys.executable, "-m", "service"]
-        # SIGTERM when `signer up` dies, however it dies: the API stops, workers drain.
-        for args in (["worker", "--processes", str(workers)], ["api", "--host", host]):
-            if args[0] == "api":
-                args += ["--port", str(port)]
-            children.append(
-                subprocess.Popen(
-                    [*command, *args], env=env, preexec_fn=parent_death_signal(signal.SIGTERM)
-                )
+        children.append(
+            subprocess.Popen(
+                [*command, "api", "--host", host, "--port", str(port)],
+                env=env,
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )
+        )
         base = record.api
         deadline = time.monotonic() + 60
         while not stop and not _healthy(base, workers):
