@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from sandbox import Sandbox
 from sandbox.run import instructions
+
+
+@contextlib.asynccontextmanager
+async def command(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python ARGS` as a user runs it, its output piped; killed if the test leaves it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def test_instructions_name_every_client() -> None:
@@ -25,18 +41,7 @@ async def test_instructions_name_every_client() -> None:
 
 
 async def test_the_command_serves_until_interrupted() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sandbox",
-        "--port",
-        "0",
-        "--rate",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with command("-m", "sandbox", "--port", "0", "--rate", "0") as process:
         assert process.stdout is not None
         first = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
         match = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
@@ -50,48 +55,19 @@ async def test_the_command_serves_until_interrupted() -> None:
         rest, _ = await asyncio.wait_for(process.communicate(), 20)
         assert b"sandbox stopped" in rest
         assert process.returncode == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_a_bad_script_is_one_line_and_exit_2() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sandbox",
-        "--port",
-        "0",
-        "--script",
-        "/nonexistent.json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 20)
+    async with command("-m", "sandbox", "--port", "0", "--script", "/nonexistent.json") as process:
+        _, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert err.decode().startswith("sandbox: cannot read script /nonexistent.json")
 
 
 async def test_signer_sandbox_prints_the_settings_serves_and_stops_on_sigterm() -> None:
     # `signer sandbox` is `python -m service sandbox`: the service's CLI hands it over.
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        "sandbox",
-        "--port",
-        "0",
-        "--rate",
-        "0",
-        "--mode",
-        "socket",
-        "--sign-url",
-        "http://127.0.0.1:9999",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    args = ("--port", "0", "--rate", "0", "--mode", "socket", "--sign-url", "http://127.0.0.1:9999")
+    async with command("-m", "service", "sandbox", *args) as process:
         assert process.stdout is not None
         lines: list[str] = []
         # The instructions end with tiktok-live-connector 1.x's constructor line.
@@ -116,24 +92,11 @@ async def test_signer_sandbox_prints_the_settings_serves_and_stops_on_sigterm() 
         rest, err = await asyncio.wait_for(process.communicate(), 20)
         assert b"sandbox stopped" in rest, err
         assert process.returncode == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_signer_sandbox_names_itself_in_its_usage() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        "sandbox",
-        "--mode",
-        "nonsense",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 20)
+    async with command("-m", "service", "sandbox", "--mode", "nonsense") as process:
+        _, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert err.decode().startswith("usage: signer sandbox ")
     assert "invalid choice: 'nonsense'" in err.decode()
