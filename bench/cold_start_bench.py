@@ -6,8 +6,9 @@ Runs `signer up` once on a fresh state folder (initdb, first migration, Chromium
 start: not measured), stops it, then `--runs` times: starts it again on the same folder and
 times, from the process's start, the first `POST /signature` answered 200 (polled every
 20 ms; a connection refused or a 503 while workers warm counts as not yet), and when it
-said its Redis, its Postgres and the API were up, and its banner (rate limits are off: the polling would meet the anonymous budget).
-Each run is stopped with SIGINT, as Ctrl-C does, and waited for.
+said its Redis, its Postgres and the API were up, and its banner. Rate limits are off:
+the polling would meet the anonymous budget. Each run is stopped with SIGINT, as Ctrl-C
+does, and waited for.
 Prints the figures and writes JSON to bench/results/cold-start-<ts>.json.
 """
 
