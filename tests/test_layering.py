@@ -109,8 +109,10 @@ def test_service_is_the_only_reader_of_the_environment() -> None:
 
 
 def test_a_worker_does_not_load_the_web_app() -> None:
-    """`signer worker` reads every settings class (console's included) but serves no page:
-    the console's templates, password hashing and the API stay out of its memory."""
+    """`signer worker` reads every settings class (console's, TikTok's and the database's
+    included) but serves no page, calls no TikTok and asks no Postgres: the console's
+    templates, password hashing, the API, the TikTok client with its protobuf messages and
+    asyncpg stay out of its memory and its start-up."""
     program = (
         "import json, sys\n"
         "import service.environment, service.workers_process\n"
@@ -121,5 +123,8 @@ def test_a_worker_does_not_load_the_web_app() -> None:
     )
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))
-    unwanted = {"console.app", "api.app", "jinja2", "aiohttp_jinja2", "argon2"}
+    unwanted = {
+        *("console.app", "api.app", "jinja2", "aiohttp_jinja2", "argon2"),
+        *("tiktok.client", "google.protobuf", "asyncpg", "migrations.runner"),
+    }
     assert not loaded & unwanted, sorted(loaded & unwanted)
