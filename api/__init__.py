@@ -17,7 +17,7 @@ from .errors import (
     eulerstream_error_body,
     structured_error_body,
 )
-from .openapi import docs_html, openapi_document
+from .openapi import openapi_document
 from .parsing import (
     MAX_BODY_BYTES,
     ParsedSign,
@@ -35,7 +35,6 @@ __all__ = [
     "ErrorType",
     "ParsedSign",
     "api_error_from_sign_error",
-    "docs_html",
     "eulerstream_error_body",
     "eulerstream_v1_request",
     "eulerstream_v1_response",

@@ -7,7 +7,6 @@ patterns, enums and nulls come from the same definitions that validate requests.
 
 from __future__ import annotations
 
-import json
 from typing import Any, get_args
 
 from accounts import users as accounts
@@ -25,7 +24,7 @@ from .parsing import (
     FieldSpec,
 )
 
-__all__ = ["OPENAPI_VERSION", "docs_html", "openapi_document"]
+__all__ = ["OPENAPI_VERSION", "openapi_document"]
 
 OPENAPI_VERSION = "3.1.0"
 
@@ -869,109 +868,3 @@ def openapi_document(version: str) -> dict[str, Any]:
         "paths": _paths(),
         "components": {"schemas": _SCHEMAS, "securitySchemes": _SECURITY_SCHEMES},
     }
-
-
-# Inline renderer: the service runs on hosts without internet, so no Swagger UI from a CDN.
-# Text goes through textContent only, so nothing in the document can inject markup.
-_DOCS_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>TikTok signer API</title>
-<style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
-       padding: 0 1rem; color: #222; }
-h1 { margin-bottom: 0; }
-.op { border: 1px solid #ccc; border-radius: 6px; margin: 1rem 0; padding: .5rem 1rem; }
-.method { display: inline-block; min-width: 4rem; font-weight: bold; text-transform: uppercase; }
-.get { color: #0a6; } .post { color: #06c; }
-.path { font-family: monospace; font-size: 1.05em; }
-pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; font-size: 13px; }
-h4 { margin: .6rem 0 .2rem; }
-</style>
-</head>
-<body>
-<h1 id="title">TikTok signer API</h1>
-<p id="description"></p>
-<div id="ops">Loading…</div>
-<script>
-const OPENAPI_URL = __OPENAPI_URL__;
-function el(tag, text, cls) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
-function resolve(doc, schema, seen) {
-  if (!schema || typeof schema !== "object") return schema;
-  if (schema.$ref) {
-    const name = schema.$ref.split("/").pop();
-    if (seen.has(name)) return {$ref: schema.$ref};
-    return resolve(doc, doc.components.schemas[name], new Set([...seen, name]));
-  }
-  const out = Array.isArray(schema) ? [] : {};
-  for (const [key, value] of Object.entries(schema)) out[key] = resolve(doc, value, seen);
-  return out;
-}
-function contentBlock(doc, parent, content) {
-  for (const [type, media] of Object.entries(content || {})) {
-    parent.append(el("div", type, "path"));
-    parent.append(el("pre", JSON.stringify(resolve(doc, media.schema, new Set()), null, 2)));
-  }
-}
-function render(doc) {
-  document.getElementById("title").textContent = doc.info.title + " " + doc.info.version;
-  document.getElementById("description").textContent = doc.info.description || "";
-  const ops = document.getElementById("ops");
-  ops.textContent = "";
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      const box = el("div", undefined, "op");
-      const head = el("div");
-      head.append(el("span", method, "method " + method), el("span", path, "path"));
-      box.append(head, el("p", op.summary || ""));
-      if (op.parameters && op.parameters.length) {
-        box.append(el("h4", "Parameters"));
-        const list = el("ul");
-        for (const p of op.parameters) {
-          const req = p.required ? " (required)" : "";
-          list.append(el("li", p.in + " " + p.name + req + ": " + (p.description || "")));
-        }
-        box.append(list);
-      }
-      if (op.requestBody) {
-        box.append(el("h4", "Request body"));
-        contentBlock(doc, box, op.requestBody.content);
-      }
-      box.append(el("h4", "Responses"));
-      for (const [status, response] of Object.entries(op.responses || {})) {
-        box.append(el("div", status + " " + (response.description || "")));
-        contentBlock(doc, box, response.content);
-      }
-      ops.append(box);
-    }
-  }
-}
-fetch(OPENAPI_URL)
-  .then((response) => response.json())
-  .then(render)
-  .catch((error) => {
-    document.getElementById("ops").textContent = "Could not load " + OPENAPI_URL + ": " + error;
-  });
-</script>
-</body>
-</html>
-"""
-
-
-def docs_html(openapi_url: str) -> str:
-    """A self-contained HTML page that fetches `openapi_url` and renders it, no CDN needed."""
-    # JSON is valid JS; escaping `<`, `>` and `&` keeps a crafted URL from closing the script.
-    literal = (
-        json.dumps(openapi_url)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
-    return _DOCS_TEMPLATE.replace("__OPENAPI_URL__", literal)
