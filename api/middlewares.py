@@ -42,6 +42,7 @@ from .context import (
     Dialect,
     Handler,
     RequestTrace,
+    RouteInfo,
     client_ip,
 )
 from .errors import (
@@ -158,8 +159,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         _count_connect(metrics, trace)
     usage = app[ACCOUNTING].usage
     if route.metered and usage is not None:
-        cost = app[SETTINGS].connect_weight if route.connect else 1
-        usage.add(_usage_row(trace, status, elapsed, cost))
+        usage.add(_usage_row(trace, status, elapsed, _cost(app, route)))
     _log_request(request, trace, status, elapsed)
     return response
 
@@ -195,14 +195,13 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
     if not trace.route.metered:
         return await handler(request)
     trace.raw_key = parse_api_key(request.query, request.headers)
-    cost = request.app[SETTINGS].connect_weight if trace.route.connect else 1
     counting = await admit(
         request.app[ACCOUNTING],
         trace.raw_key,
         trace.client_ip,
         trace.access,
         ahead=True,
-        cost=cost,
+        cost=_cost(request.app, trace.route),
     )
     if counting is None:
         return await handler(request)
@@ -215,6 +214,11 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 MIDDLEWARES = (routing, observe, errors, admission)
+
+
+def _cost(app: web.Application, route: RouteInfo) -> int:
+    """Requests one call of `route` counts as: a connect's weight, else one."""
+    return app[SETTINGS].connect_weight if route.connect else 1
 
 
 def _unrouted(request: web.Request) -> None:
