@@ -36,8 +36,6 @@ have_chromium() {
   [ -n "${SIGNER_CHROMIUM_PATH:-}" ] && [ -x "${SIGNER_CHROMIUM_PATH}" ] && return 0
   command -v chromium >/dev/null 2>&1 && return 0
   [ -x /usr/bin/chromium ] && return 0
-  ls "${PLAYWRIGHT_BROWSERS_PATH:-$HOME/.cache/ms-playwright}"/chromium-*/chrome-linux*/chrome \
-    >/dev/null 2>&1 && return 0
   return 1
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,10 +26,15 @@ class SignerSettings(BaseSettings):
     engine: EngineName = Field("browser", description="`browser` (Chromium) or `native`.")
     chromium_path: str | None = Field(
         None,
-        description="Chromium executable. Unset: Playwright's own browser when installed, "
-        "else /usr/bin/chromium.",
+        description="Chromium executable. Unset: /usr/bin/chromium (else chromium-browser, "
+        "google-chrome, or `chromium` on the PATH).",
     )
     contexts: int = Field(4, ge=1, le=64, description="Warm browser contexts per process.")
+    chromium_args: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Chromium switches, space-separated, after ours (a repeated switch: "
+        "the later one wins; a `--disable-features` replaces our whole list).",
+    )
     profiles: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Profile ids to use (comma-separated in the environment); empty: all.",
@@ -70,6 +76,14 @@ class SignerSettings(BaseSettings):
         156, ge=90, description="Chrome major version the native engine's profile claims."
     )
     native_profile: str = Field("win10-chrome-1080p", description="Profile of the native engine.")
+
+    @field_validator("chromium_args", mode="before")
+    @classmethod
+    def _split_words(cls, value: object) -> object:
+        # Switches may hold commas (`--disable-features=A,B`): split as a shell would.
+        if isinstance(value, str):
+            return shlex.split(value)
+        return value
 
     @field_validator("profiles", "allowed_hosts", mode="before")
     @classmethod

@@ -40,7 +40,7 @@ async def browser(require_chromium: None) -> AsyncIterator[Browser]:
     signer's own is: the tests see what the service's browser would."""
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=resolve_executable(playwright, os.environ.get("SIGNER_CHROMIUM_PATH")),
+            executable_path=resolve_executable(os.environ.get("SIGNER_CHROMIUM_PATH")),
             args=list(CHROMIUM_ARGS),
             headless=True,
         )

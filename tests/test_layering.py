@@ -112,10 +112,11 @@ def test_a_worker_does_not_load_the_web_app() -> None:
     """`signer worker` reads every settings class (console's, TikTok's and the database's
     included) but serves no page, calls no TikTok and asks no Postgres: the console's
     templates, password hashing, the API, the TikTok client with its protobuf messages and
-    asyncpg stay out of its memory and its start-up."""
+    asyncpg stay out of its memory and its start-up. Its browser engine drives Chromium
+    itself: Playwright (a test dependency) is not loaded either."""
     program = (
         "import json, sys\n"
-        "import service.environment, service.workers_process\n"
+        "import service.environment, service.workers_process, signer.browser\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     done = subprocess.run(
@@ -125,6 +126,6 @@ def test_a_worker_does_not_load_the_web_app() -> None:
     loaded = set(json.loads(done.stdout))
     unwanted = {
         *("console.app", "api.app", "jinja2", "aiohttp_jinja2", "argon2"),
-        *("tiktok.client", "google.protobuf", "asyncpg", "migrations.runner"),
+        *("tiktok.client", "google.protobuf", "asyncpg", "migrations.runner", "playwright"),
     }
     assert not loaded & unwanted, sorted(loaded & unwanted)

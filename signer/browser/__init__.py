@@ -1,4 +1,4 @@
-"""The browser core: Chromium through Playwright, warm contexts, the in-page bundle."""
+"""The browser core: Chromium driven over DevTools, warm contexts, the in-page bundle."""
 
 from .engine import BrowserEngine
 from .pool import ContextPool

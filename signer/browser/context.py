@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from importlib.resources import files
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from ..errors import EngineUnavailable
 from ..models import Navigator
 from ..profiles import Profile, browser_params
+from .cdp import CdpConnection
+from .chromium import Chromium
 from .devtools import PageChannel
 from .page_contract import PageItem, PageResult
 
 __all__ = ["PAGE_URL", "WarmContext", "page_html"]
 
-# The signing page is served by Playwright's router, never fetched: it has TikTok's origin,
+# The signing page is served by request interception, never fetched: it has TikTok's origin,
 # as a vendor script would expect, and is a secure context.
 PAGE_URL = "https://www.tiktok.com/"
 
@@ -60,16 +63,16 @@ class WarmContext:
         self,
         slot: str,
         profile: Profile,
-        context: BrowserContext,
-        page: Page,
+        browser: Chromium,
+        context_id: str,
         channel: PageChannel,
         canvas: int,
         navigator: Navigator,
     ) -> None:
         self.slot = slot
         self.profile = profile
-        self.context = context
-        self.page = page
+        self.browser = browser
+        self.context_id = context_id
         self.channel = channel
         self.canvas = canvas
         self.navigator = navigator
@@ -81,8 +84,7 @@ class WarmContext:
     async def open(
         cls,
         *,
-        browser: Browser,
-        devtools_port: int,
+        browser: Chromium,
         session: aiohttp.ClientSession,
         html: str,
         profile: Profile,
@@ -90,64 +92,44 @@ class WarmContext:
         vendor_scripts: list[str],
         timeout: float,
     ) -> WarmContext:
-        """Create the context, load the page, compute its canvas and connect its channel."""
-        full_version = browser.version
-        user_agent = profile.user_agent(int(full_version.split(".")[0]))
-        async with asyncio.timeout(timeout):
-            context = await browser.new_context(
-                user_agent=user_agent,
-                locale=profile.language,
-                timezone_id=profile.timezone,
-                viewport={"width": profile.viewport_width, "height": profile.viewport_height},
-                screen={"width": profile.screen_width, "height": profile.screen_height},
-                device_scale_factor=profile.device_scale_factor,
-            )
+        """Create the context and its page, present the profile, load our page, compute
+        its canvas; the page's connection stays open (the overrides last as long as it)."""
+        user_agent = profile.user_agent(int(browser.version.split(".")[0]))
         channel = PageChannel(slot)
-
-        async def serve(route: Route) -> None:
-            # Our page, and nothing else: a vendor script's own requests go nowhere.
-            if route.request.url == PAGE_URL:
-                await route.fulfill(status=200, content_type="text/html", body=html)
-            else:
-                await route.abort()
-
+        context_id = ""
         try:
             async with asyncio.timeout(timeout):
-                await context.route("**/*", serve)
+                context_id = await browser.new_context()
+                target = await browser.new_page(
+                    context_id, profile.viewport_width, profile.viewport_height
+                )
+                await channel.connect(session, browser.page_socket_url(target), timeout)
+                loaded = _serve_page(channel.cdp, html)
+                await _present(channel.cdp, profile, user_agent, browser.version)
                 for script in vendor_scripts:
-                    await context.add_init_script(script=script)
-                page = await context.new_page()
-                page.on("crash", lambda _page: channel.fail(f"page {slot} crashed"))
-                cdp = await context.new_cdp_session(page)
-                # Chromium derives navigator.languages from this list and adds q-values
-                # to the Accept-Language header itself.
-                accept_language = ",".join(profile.languages)
-                await cdp.send(
-                    "Emulation.setUserAgentOverride",
-                    {
-                        "userAgent": user_agent,
-                        "acceptLanguage": accept_language,
-                        "platform": profile.platform,
-                        "userAgentMetadata": _client_hints(profile, full_version),
-                    },
+                    await channel.cdp.send(
+                        "Page.addScriptToEvaluateOnNewDocument", {"source": script}
+                    )
+                navigated = await channel.cdp.send("Page.navigate", {"url": PAGE_URL})
+                if navigated.get("errorText"):
+                    raise EngineUnavailable(f"page {slot}: {navigated['errorText']}")
+                await loaded
+                config = {
+                    "profileId": profile.id,
+                    "header": list(profile.header),
+                    "canvasVariant": profile.canvas_variant.to_js(),
+                    "vendor": bool(vendor_scripts),
+                }
+                report: dict[str, Any] = await channel.evaluate(
+                    f"globalThis.__ttsigner.init({json.dumps(config)})", timeout
                 )
-                await page.goto(PAGE_URL)
-                report: dict[str, Any] = await page.evaluate(
-                    "(config) => globalThis.__ttsigner.init(config)",
-                    {
-                        "profileId": profile.id,
-                        "header": list(profile.header),
-                        "canvasVariant": profile.canvas_variant.to_js(),
-                        "vendor": bool(vendor_scripts),
-                    },
-                )
-                # The session stays open: the overrides above last only as long as it does.
-                target = (await cdp.send("Target.getTargetInfo"))["targetInfo"]["targetId"]
-                url = f"ws://127.0.0.1:{devtools_port}/devtools/page/{target}"
-                await channel.connect(session, url, timeout)
-        except BaseException:
+                await channel.bind(timeout)
+        except BaseException as error:
             await channel.close()
-            await _close_quietly(context)
+            if context_id:
+                await browser.close_context(context_id)
+            if isinstance(error, TimeoutError):
+                raise EngineUnavailable(f"page {slot} did not open in {timeout:g} s") from None
             raise
         live = report["navigator"]
         if (
@@ -155,7 +137,8 @@ class WarmContext:
             or "Headless" in live["user_agent"]
             or live["user_agent"] != user_agent
         ):
-            await _close_quietly(context)
+            await channel.close()
+            await browser.close_context(context_id)
             raise EngineUnavailable(f"context {slot} does not present its profile: {live}")
         name, version = browser_params(live["user_agent"])
         navigator = Navigator(
@@ -170,25 +153,90 @@ class WarmContext:
             browser_name=name,
             browser_version=version,
         )
-        return cls(slot, profile, context, page, channel, int(report["canvas"]), navigator)
+        return cls(slot, profile, browser, context_id, channel, int(report["canvas"]), navigator)
 
     async def sign(self, items: list[PageItem], timeout: float) -> list[PageResult]:
         results = await self.channel.call(items, timeout)
         self.signed += len(items)
         return results
 
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in this context's page."""
+        return await self.channel.evaluate(expression)
+
     def due_for_recycle(self, max_signatures: int, max_age: float) -> bool:
         return self.signed >= max_signatures or time.monotonic() - self.created >= max_age
 
     async def close(self) -> None:
         await self.channel.close()
-        await _close_quietly(self.context)
+        await self.browser.close_context(self.context_id)
 
 
-async def _close_quietly(context: BrowserContext) -> None:
-    # Closing a context of a dead browser raises or hangs; either way it is gone.
-    try:
-        async with asyncio.timeout(5):
-            await context.close()
-    except Exception:
-        pass
+def _serve_page(cdp: CdpConnection, html: str) -> asyncio.Future[None]:
+    """Serve our page for `PAGE_URL` and fail every other request the page makes (a
+    vendor script's own requests go nowhere); the future is the page's load event."""
+    body = base64.b64encode(html.encode()).decode()
+    loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def paused(params: dict[str, Any]) -> None:
+        request_id = params["requestId"]
+        if params["request"]["url"] == PAGE_URL:
+            headers = [{"name": "Content-Type", "value": "text/html; charset=utf-8"}]
+            cdp.post(
+                "Fetch.fulfillRequest",
+                {
+                    "requestId": request_id,
+                    "responseCode": 200,
+                    "responseHeaders": headers,
+                    "body": body,
+                },
+            )
+        else:
+            cdp.post("Fetch.failRequest", {"requestId": request_id, "errorReason": "Failed"})
+
+    def load(_params: dict[str, Any]) -> None:
+        if not loaded.done():
+            loaded.set_result(None)
+
+    def lost(reason: str) -> None:
+        if not loaded.done():
+            loaded.set_exception(EngineUnavailable(reason))
+            loaded.exception()  # retrieved: the open that awaits it (if any) raises it
+
+    cdp.on("Fetch.requestPaused", paused)
+    cdp.on("Page.loadEventFired", load)
+    cdp.on_close(lost)
+    return loaded
+
+
+async def _present(cdp: CdpConnection, profile: Profile, user_agent: str, version: str) -> None:
+    """Make the page present `profile`: its User-Agent and client hints, languages, time
+    zone, screen and viewport, and a focused window (as a person's would be)."""
+    await cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
+    await cdp.send("Page.enable")
+    # Chromium derives navigator.languages from this list and adds q-values to the
+    # Accept-Language header itself.
+    await cdp.send(
+        "Emulation.setUserAgentOverride",
+        {
+            "userAgent": user_agent,
+            "acceptLanguage": ",".join(profile.languages),
+            "platform": profile.platform,
+            "userAgentMetadata": _client_hints(profile, version),
+        },
+    )
+    await cdp.send("Emulation.setLocaleOverride", {"locale": profile.language})
+    await cdp.send("Emulation.setTimezoneOverride", {"timezoneId": profile.timezone})
+    await cdp.send(
+        "Emulation.setDeviceMetricsOverride",
+        {
+            "width": profile.viewport_width,
+            "height": profile.viewport_height,
+            "deviceScaleFactor": profile.device_scale_factor,
+            "mobile": False,
+            "screenWidth": profile.screen_width,
+            "screenHeight": profile.screen_height,
+            "screenOrientation": {"type": "landscapePrimary", "angle": 0},
+        },
+    )
+    await cdp.send("Emulation.setFocusEmulationEnabled", {"enabled": True})

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import cast
 
 import aiohttp
-from playwright.async_api import Browser, Playwright, async_playwright
 
 from ..config import SignerSettings
 from ..engine import EngineOutput
@@ -38,11 +37,10 @@ from ..errors import DeadlineExceeded, EngineUnavailable, InvalidSignRequest, Si
 from ..models import Navigator
 from ..profiles import Profile
 from ..urls import PreparedRequest
+from .chromium import Chromium
 from .context import WarmContext, page_html
-from .devtools import devtools_port
-from .launch import launch_browser, resolve_executable
+from .launch import resolve_executable
 from .page_contract import PageFailed, PageItem
-from .procs import browser_pids
 
 __all__ = ["ContextPool", "PoolStats"]
 
@@ -54,7 +52,7 @@ _REFILL_BACKOFF_MAX = 2.0
 _IDLE_CHECK = 0.1  # seconds an idle loop waits before checking its context is still alive
 _LOOP_ERROR_PAUSE = 0.05  # a loop that hit an unexpected error waits this before going on
 # Seconds after a page failed before it is counted as a crash of its own: long enough for
-# Playwright to report its browser gone, when that was the cause (counted once there).
+# its browser's exit to be seen, when that was the cause (counted once there).
 _CRASH_SETTLE = 1.0
 
 
@@ -99,10 +97,8 @@ class ContextPool:
         self._slots: list[WarmContext | None] = [None] * settings.contexts
         self._tasks: list[asyncio.Task[None]] = []
         self._launch_lock = asyncio.Lock()
-        self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
+        self._browser: Chromium | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._devtools_port = 0
         self._html = page_html()
         self._executable = ""
         self._vendor_scripts = [
@@ -115,8 +111,9 @@ class ContextPool:
         self._generation = 0
         self._idle = 0  # loops waiting for work
         self._closing = False
-        self._lost: Browser | None = None
+        self._lost: Chromium | None = None  # the browser last counted as lost
         self._backoff: dict[int, float] = {}  # slot -> next wait after a failed open
+        self._presenting: dict[int, Profile] = {}  # slot -> its profile (opening or open)
         self.stats = PoolStats(contexts_configured=settings.contexts)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -126,9 +123,8 @@ class ContextPool:
 
         The pool signs as soon as one context is warm; `wait_warm` waits for all of them.
         """
-        self._playwright = await async_playwright().start()
         try:
-            self._executable = resolve_executable(self._playwright, self._settings.chromium_path)
+            self._executable = resolve_executable(self._settings.chromium_path)
             self._session = aiohttp.ClientSession()
             await self._open(0)
         except BaseException:
@@ -160,18 +156,12 @@ class ContextPool:
                 await warm.close()
                 self._slots[index] = None
         if self._browser is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await self._browser.close()
+            await self._browser.close()
             self._browser = None
         self.stats.browser_pid = None
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._playwright is not None:
-            with contextlib.suppress(Exception):
-                await self._playwright.stop()
-            self._playwright = None
 
     # -- requests -----------------------------------------------------------------------
 
@@ -226,8 +216,8 @@ class ContextPool:
     @property
     def browser_pid(self) -> int | None:
         """The process id of this pool's Chromium (its main process), if running."""
-        pids = browser_pids(self._marker)
-        return pids[0] if pids else None
+        browser = self._browser
+        return browser.pid if browser is not None and browser.connected else None
 
     @property
     def browser_version(self) -> str:
@@ -369,13 +359,13 @@ class ContextPool:
         except EngineUnavailable as error:
             warm.broken = True
             self.stats.context_failures += 1
-            browser = warm.context.browser
+            browser = warm.browser
             # A browser already replaced was counted when it was lost.
-            crashed = browser is None or browser is not self._browser
-            if not crashed and browser is not None and not self._browser_alive(browser):
+            crashed = browser is not self._browser
+            if not crashed and not self._browser_alive(browser):
                 crashed = True
                 self._browser_lost(browser)  # counted once there, whoever reports it first
-            elif not crashed and browser is not None:
+            elif not crashed:
                 # A page that died or hung while its browser lived, unless the browser
                 # turns out to be dying too (then `_browser_lost` counts it).
                 asyncio.get_running_loop().call_later(
@@ -436,11 +426,10 @@ class ContextPool:
         browser = await self._ensure_browser()
         assert self._session is not None
         self._generation += 1
-        profile = self._profiles[index % len(self._profiles)]
+        profile = self._profile_for(index)
         try:
             warm = await WarmContext.open(
                 browser=browser,
-                devtools_port=self._devtools_port,
                 session=self._session,
                 html=self._html,
                 profile=profile,
@@ -449,7 +438,7 @@ class ContextPool:
                 timeout=self._settings.launch_timeout,
             )
         except Exception:
-            if not browser.is_connected():
+            if not self._browser_alive(browser):
                 self._browser_lost(browser)
             raise
         self._slots[index] = warm
@@ -459,59 +448,73 @@ class ContextPool:
             asyncio.create_task(old.close())  # noqa: RUF006 - fire and forget
         return warm
 
-    async def _ensure_browser(self) -> Browser:
+    def _profile_for(self, index: int) -> Profile:
+        """The profile slot `index` presents next: the index-th at first; on each reopen
+        (a recycle, a failure) the next in the list that no other slot presents or is
+        opening with, so a pool with fewer slots than profiles presents every profile in
+        turn. Chosen before the open's first await: two slots reopening at once differ."""
+        count = len(self._profiles)
+        current = self._presenting.get(index)
+        if current is None:
+            chosen = self._profiles[index % count]
+        else:
+            held = {profile.id for i, profile in self._presenting.items() if i != index}
+            start = self._profiles.index(current)
+            following = (self._profiles[(start + step) % count] for step in range(1, count + 1))
+            # Every other profile held (more slots than profiles): keep this slot's own.
+            chosen = next((p for p in following if p.id not in held), current)
+        self._presenting[index] = chosen
+        return chosen
+
+    async def _ensure_browser(self) -> Chromium:
         async with self._launch_lock:
             browser = self._browser
-            # One reported lost may still look connected: Playwright has not seen it go.
-            if browser is not None and browser.is_connected() and browser is not self._lost:
+            if browser is not None and self._browser_alive(browser):
                 return browser
             relaunch = browser is not None
             if browser is not None:
                 self.stats.browser_restarts += 1
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(2):
-                        await browser.close()
-            assert self._playwright is not None
-            browser = await launch_browser(
-                self._playwright, self._executable, self._settings.launch_timeout, self._marker
-            )
-            browser.on("disconnected", self._browser_lost)
-            pid = self.browser_pid
-            if pid is None:
                 await browser.close()
-                raise EngineUnavailable("Chromium started but its process cannot be found")
-            self._devtools_port = await devtools_port(pid)
+            assert self._session is not None
+            browser = await Chromium.launch(
+                self._executable,
+                self._session,
+                self._settings.launch_timeout,
+                self._marker,
+                self._settings.chromium_args,
+            )
+            browser.on_lost(self._browser_lost)
             self.stats.browser_launches += 1
-            self.stats.browser_pid = pid
+            self.stats.browser_pid = browser.pid
             self._browser = browser
             if relaunch:
                 log.warning(
-                    "Chromium relaunched as pid %d (restart %d)", pid, self.stats.browser_restarts
+                    "Chromium relaunched as pid %d (restart %d)",
+                    browser.pid,
+                    self.stats.browser_restarts,
                 )
             return browser
 
-    def _browser_alive(self, browser: Browser) -> bool:
+    @staticmethod
+    def _browser_alive(browser: Chromium) -> bool:
         """Whether `browser` still runs: connected, and its main process not dead (a
-        SIGKILLed Chromium fails its pages' calls before Playwright sees it go)."""
-        if not browser.is_connected() or browser is self._lost:
-            return False
-        pid = self.stats.browser_pid
-        return pid is None or _process_alive(pid)
+        SIGKILLed Chromium fails its pages' calls before its exit is seen)."""
+        return browser.connected and _process_alive(browser.pid)
 
-    def _count_page_failure(self, browser: Browser) -> None:
-        if not self._closing and browser is not self._lost and browser.is_connected():
+    def _count_page_failure(self, browser: Chromium) -> None:
+        if not self._closing and browser is self._browser and browser.connected:
             self.stats.crashes += 1
 
-    def _browser_lost(self, browser: Browser) -> None:
+    def _browser_lost(self, browser: Chromium) -> None:
         # Every page of that browser is gone: fail their calls now rather than at timeout.
         if self._closing:
             return
-        if browser is not self._lost:  # the event and a failed open may both report it
+        if browser is not self._lost:  # its exit and a failed call may both report it
             self._lost = browser
             self.stats.crashes += 1
-            log.warning("Chromium disconnected; relaunching")
+            log.warning("Chromium %d lost; relaunching", browser.pid)
         for warm in self._slots:
-            if warm is not None and warm.context.browser is browser:
+            if warm is not None and warm.browser is browser:
                 warm.broken = True
                 warm.channel.fail("Chromium disconnected")
 

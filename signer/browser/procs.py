@@ -1,11 +1,11 @@
-"""Process facts from /proc: the Chromium we launched, and memory of a process tree."""
+"""Process facts from /proc: a process tree, its command lines and its memory."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["browser_pids", "children", "cmdline", "descendants", "tree_rss_bytes"]
+__all__ = ["children", "cmdline", "descendants", "tree_rss_bytes"]
 
 
 def children(pid: int) -> list[int]:
@@ -36,18 +36,6 @@ def cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def browser_pids(marker: str = "--remote-debugging-pipe", root: int | None = None) -> list[int]:
-    """Main Chromium processes below `root` (this process by default) whose command line
-    has `marker`; helper processes (renderers, GPU, zygote) carry `--type=` and are left out.
-    """
-    pids = []
-    for pid in descendants(root if root is not None else os.getpid()):
-        args = cmdline(pid)
-        if marker in args and not any(a.startswith("--type=") for a in args):
-            pids.append(pid)
-    return pids
 
 
 def _memory(pid: int) -> int:

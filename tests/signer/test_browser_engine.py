@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 from typing import Any
 
@@ -40,8 +41,8 @@ async def test_every_context_presents_its_profile(browser_signer: Signer) -> Non
     assert len(contexts) == 4
     major = pool.browser_version.split(".")[0]
     for warm in contexts:
-        live: dict[str, Any] = await warm.page.evaluate(
-            """() => ({
+        live: dict[str, Any] = await warm.evaluate(
+            """({
                 ua: navigator.userAgent, platform: navigator.platform,
                 language: navigator.language, webdriver: navigator.webdriver,
                 dpr: devicePixelRatio, width: screen.width, height: screen.height,
@@ -64,9 +65,8 @@ async def test_every_context_presents_its_profile(browser_signer: Signer) -> Non
         assert (live["width"], live["height"]) == (nav.screen_width, nav.screen_height)
         assert live["tz"] == nav.timezone == profile.timezone
         # The canvas is drawn from the real canvas; the same profile draws the same value.
-        again = await warm.page.evaluate(
-            "(v) => globalThis.__ttsigner.canvasFingerprint(v)", profile.canvas_variant.to_js()
-        )
+        variant = json.dumps(profile.canvas_variant.to_js())
+        again = await warm.evaluate(f"globalThis.__ttsigner.canvasFingerprint({variant})")
         assert again == warm.canvas
         assert warm.canvas != 0
 

@@ -1,13 +1,17 @@
-"""The Chromium we launch: Playwright's disabled features kept, and one renderer per page."""
+"""The Chromium we launch: our switches only, no driver process, one renderer per page,
+and nothing left behind when the pool closes."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from signer import Signer, SignRequest
+import pytest
+
+from signer import Signer, SignerSettings, SignRequest
 from signer.browser import BrowserEngine
 from signer.browser.launch import DISABLED_FEATURES
-from signer.browser.procs import descendants
+from signer.browser.procs import cmdline, descendants
 
 from .conftest import FETCH_URL
 
@@ -18,30 +22,63 @@ def _args(pid: int) -> list[str]:
     return [part for arg in raw.split("\0") for part in arg.split(" ") if part]
 
 
-async def test_playwrights_disabled_features_survive_ours(browser_signer: Signer) -> None:
-    # Chromium obeys only the last --disable-features: ours must hold Playwright's too.
+def _pool(signer: Signer) -> BrowserEngine:
+    assert isinstance(signer.engine, BrowserEngine)
+    return signer.engine
+
+
+async def test_chromium_runs_with_our_switches_alone(browser_signer: Signer) -> None:
     await browser_signer.sign(SignRequest(FETCH_URL))
-    assert isinstance(browser_signer.engine, BrowserEngine)
-    pid = browser_signer.engine.pool.browser_pid
+    pid = _pool(browser_signer).pool.browser_pid
     assert pid is not None
-    lists = [
-        set(arg.split("=", 1)[1].split(","))
-        for arg in _args(pid)
-        if arg.startswith("--disable-features=")
-    ]
-    assert len(lists) >= 2, "Playwright no longer passes --disable-features: simplify ours"
-    effective = lists[-1]
-    assert effective == set(DISABLED_FEATURES)
-    for earlier in lists[:-1]:
-        assert earlier <= effective, f"Playwright now disables {earlier - effective} too"
+    args = _args(pid)
+    lists = [arg.split("=", 1)[1] for arg in args if arg.startswith("--disable-features=")]
+    assert lists == [",".join(DISABLED_FEATURES)]  # Chromium obeys only the last one
+    assert "--enable-automation" not in args
+    assert "--headless" in args
+    assert "--remote-debugging-port=0" in args
+    assert not any(a.startswith("--remote-debugging-pipe") for a in args)
+
+
+async def test_no_driver_process_runs_beside_chromium(browser_signer: Signer) -> None:
+    # Chromium is our own child, and no Node (Playwright's driver) is.
+    await browser_signer.sign(SignRequest(FETCH_URL))
+    pid = _pool(browser_signer).pool.browser_pid
+    ours = descendants(os.getpid())
+    assert pid in ours
+    assert not [p for p in ours if "node" in Path(cmdline(p)[0] if cmdline(p) else "").name]
 
 
 async def test_one_renderer_per_warm_page(browser_signer: Signer) -> None:
     # No omnibox-popup WebUI renderer per context, no spare renderer: only the pages'.
     await browser_signer.sign(SignRequest(FETCH_URL))
-    assert isinstance(browser_signer.engine, BrowserEngine)
-    pool = browser_signer.engine.pool
+    pool = _pool(browser_signer).pool
     pid = pool.browser_pid
     assert pid is not None
     renderers = [p for p in descendants(pid) if "--type=renderer" in _args(p)]
     assert 1 <= len(renderers) <= pool.stats.contexts_configured
+
+
+async def test_close_leaves_no_process_and_no_profile(require_chromium: None) -> None:
+    async with Signer(SignerSettings(engine="browser", contexts=1)) as signer:
+        await signer.sign(SignRequest(FETCH_URL))
+        browser = _pool(signer).pool._browser
+        assert browser is not None
+        tree = [browser.pid, *descendants(browser.pid)]
+        profile = browser.profile
+        assert profile.is_dir()
+    assert not profile.exists()
+    assert [p for p in tree if cmdline(p)] == []  # gone (a zombie's command line is empty)
+
+
+def test_extra_switches_are_read_as_a_shell_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNER_CHROMIUM_ARGS", "--js-flags='--a --b' --disable-features=X,Y")
+    assert SignerSettings().chromium_args == ["--js-flags=--a --b", "--disable-features=X,Y"]
+
+
+async def test_extra_switches_reach_chromium_after_ours(require_chromium: None) -> None:
+    settings = SignerSettings(engine="browser", contexts=1, chromium_args=["--signer-test-switch"])
+    async with Signer(settings) as signer:
+        pid = _pool(signer).pool.browser_pid
+        assert pid is not None
+        assert cmdline(pid)[-1] == "--signer-test-switch"

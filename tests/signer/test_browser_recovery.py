@@ -16,6 +16,7 @@ from signer import Signer, SignerSettings, SignRequest, SignResult
 from signer.browser import BrowserEngine
 from signer.engine import EngineOutput
 from signer.errors import InvalidSignRequest
+from signer.profiles import PROFILES
 from signer.urls import PreparedRequest, prepare_request
 
 from .conftest import FETCH_URL, TIKTOK_UA_WINDOWS
@@ -65,10 +66,9 @@ async def test_killed_chromium_is_relaunched_and_signs_within_3s(fragile_signer:
 async def test_crashed_page_is_replaced(fragile_signer: Signer) -> None:
     pool = _pool(fragile_signer).pool
     victim = pool.contexts()[0]
-    cdp = await victim.context.new_cdp_session(victim.page)
     with contextlib.suppress(Exception):  # the renderer dies before it can answer
         async with asyncio.timeout(2):
-            await cdp.send("Page.crash")
+            await victim.channel.cdp.send("Page.crash")
     results = await asyncio.gather(
         *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(20))
     )
@@ -82,7 +82,7 @@ async def test_hung_page_times_out_and_requests_are_retried(fragile_signer: Sign
     pool = _pool(fragile_signer).pool
     victim = pool.contexts()[0]
     # Block the page's event loop: its channel can no longer answer.
-    await victim.page.evaluate("() => { setTimeout(() => { while (true) {} }, 0); }")
+    await victim.evaluate("setTimeout(() => { while (true) {} }, 0)")
     results = await asyncio.gather(
         *(fragile_signer.sign(SignRequest(FETCH_URL)) for _ in range(20))
     )
@@ -99,6 +99,21 @@ async def test_contexts_recycle_after_n_signatures(require_chromium: None) -> No
             await signer.sign(SignRequest(FETCH_URL))
         assert pool.stats.recycles == 2  # after the 5th and the 10th signature
         assert first not in pool.contexts()
+
+
+async def test_recycled_slots_present_every_profile_in_turn(require_chromium: None) -> None:
+    # 2 slots, 5 profiles: each reopen takes the next profile no other slot presents.
+    settings = SignerSettings(engine="browser", contexts=2, recycle_after_signatures=1)
+    async with Signer(settings) as signer:
+        pool = _pool(signer).pool
+        seen: set[str] = set()
+        for _ in range(12):
+            result = await signer.sign(SignRequest(FETCH_URL))
+            seen.add(result.profile)
+            await pool.wait_warm(timeout=10)
+            held = [warm.profile.id for warm in pool.contexts()]
+            assert len(held) == len(set(held)), held  # never two slots on one profile
+        assert seen == {profile.id for profile in PROFILES}
 
 
 async def test_contexts_recycle_after_t_seconds(require_chromium: None) -> None:
