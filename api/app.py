@@ -252,13 +252,21 @@ async def docs_asset(request: web.Request) -> web.Response:
 async def _queue_gauges(app: web.Application) -> AsyncIterator[None]:
     """Keep the queue gauges fresh between scrapes, off the request path."""
 
+    stopping = asyncio.Event()
+
     async def refresh() -> None:
-        while True:
+        # Told to stop by the event as well as by cancelling: redis-py can swallow a
+        # cancellation that lands inside a command (seen at start-up under uvloop), and
+        # the loop would then go on, with the clean-up waiting for it forever.
+        while not stopping.is_set():
             await app[METRICS].refresh_queue(app[QUEUE])
-            await asyncio.sleep(QUEUE_REFRESH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(QUEUE_REFRESH_SECONDS):
+                    await stopping.wait()
 
     task = asyncio.create_task(refresh(), name="queue-gauges")
     yield
+    stopping.set()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -35,7 +35,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
@@ -214,9 +214,10 @@ class GuardedHandler(RequestHandler):
         if guard.open >= guard.cap:
             # Closed before aiohttp sees it: no task, no timers, the descriptor freed now.
             guard.note_refusal(self._loop.time())
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(guard.full_answer)
-            transport.close()
+            # A stream transport (uvloop's is not an `asyncio.Transport` subclass).
+            stream = cast(asyncio.Transport, transport)
+            stream.write(guard.full_answer)
+            stream.close()
             return
         guard.open += 1
         self._counted = True
@@ -345,10 +346,11 @@ def app_settings_of(env: Environment) -> AppSettings:
     )
 
 
-async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
+async def serve(env: Environment, ready: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM or SIGINT, then finish the requests in hand and stop.
 
-    A port already in use is one line on stderr and exit status 1."""
+    A port already in use is one line on stderr and exit status 1; the exit status is
+    returned."""
     configure_logging(env.log)
     settings = env.api
     queue = SignQueue(env.queue)
@@ -408,7 +410,7 @@ async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            raise SystemExit(1) from None
+            return 1  # after the clean-up below (no SystemExit inside the event loop)
         started = True
         for address in runner.addresses:
             print(f"signer api listening on http://{address[0]}:{address[1]}/", flush=True)
@@ -436,3 +438,4 @@ async def serve(env: Environment, ready: asyncio.Event | None = None) -> None:
         await tiktok.close()
         await accounting.close()
         await queue.close()
+    return 0

@@ -10,7 +10,6 @@ every unknown `SIGNER_*` variable is reported at start-up.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -131,13 +130,13 @@ def _service(env: Environment, args: argparse.Namespace) -> int:
         from .api_process import serve
         from .environment import warn_unknown
         from .logs import configure_logging
+        from .loop import run
 
         updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         env.api = env.api.model_copy(update=updates)
         configure_logging(env.log)
         warn_unknown()
-        asyncio.run(serve(env))
-        return 0
+        return run(serve(env))
     if args.processes < 1:
         print("signer: --processes must be at least 1", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from workers.worker import build_worker
 
 from .environment import Environment, warn_unknown
 from .logs import configure_logging, get_logger
+from .loop import run
 
 __all__ = ["run_workers", "serve_worker"]
 
@@ -117,7 +118,7 @@ def _child(index: int, supervisor_id: str, expected: int, restarts: int) -> None
         expected=expected,
         restarts=restarts,
     )
-    if not asyncio.run(served):
+    if not run(served):
         sys.exit(1)
 
 
@@ -129,7 +130,7 @@ def run_workers(env: Environment, processes: int) -> int:
     supervisor_id = uuid.uuid4().hex
     if processes == 1:  # the process is the worker: whatever runs it restarts it
         served = serve_worker(env.queue, env.signer, env.worker, supervisor_id=supervisor_id)
-        return 0 if asyncio.run(served) else 1
+        return 0 if run(served) else 1
     context = multiprocessing.get_context("spawn")
     restarts = [0] * processes
     backoff = [RESTART_BACKOFF] * processes
