@@ -41,6 +41,7 @@ from accounts.settings import AccountSettings
 
 from .context import ACCOUNTING, TRACE, Handler, RouteInfo
 from .errors import ApiError, ErrorType, rate_limit_error
+from .jsontext import json_text
 from .parsing import parse_json
 
 __all__ = ["admin_app"]
@@ -74,7 +75,7 @@ def _error(status: int, type_: ErrorType, message: str) -> ApiError:
 
 
 def _ok(data: object, status: int = 200) -> web.Response:
-    return web.json_response({"status": "success", "data": data}, status=status)
+    return web.json_response({"status": "success", "data": data}, status=status, dumps=json_text)
 
 
 def _presented_token(headers: Mapping[str, str]) -> str | None:

@@ -54,6 +54,7 @@ from .dialects import (
     signature_response,
 )
 from .errors import ApiError, api_error_from_sign_error
+from .jsontext import json_text
 from .metrics import ApiMetrics
 from .middlewares import CORS_HEADERS, MIDDLEWARES, error_response, target_of
 from .openapi import openapi_document
@@ -153,7 +154,7 @@ async def sign_url_get(request: web.Request) -> web.Response:
         query = {**query, "url": moved}
     parsed = eulerstream_v1_request(query, request.headers)
     result = _fetchable(request, await _signed(request, parsed))
-    return web.json_response(eulerstream_v1_response(result))
+    return web.json_response(eulerstream_v1_response(result), dumps=json_text)
 
 
 async def sign_url_post(request: web.Request) -> web.Response:
@@ -163,7 +164,7 @@ async def sign_url_post(request: web.Request) -> web.Response:
         fields = {**fields, "url": moved}
     parsed = eulerstream_v2_request(fields, request.query, request.headers)
     result = _fetchable(request, await _signed(request, parsed))
-    return web.json_response(eulerstream_v2_response(result))
+    return web.json_response(eulerstream_v2_response(result), dumps=json_text)
 
 
 async def signature(request: web.Request) -> web.Response:
@@ -171,7 +172,7 @@ async def signature(request: web.Request) -> web.Response:
     parsed = signature_request(
         request.headers.get("Content-Type", ""), raw, request.query, request.headers
     )
-    return web.json_response(signature_response(await _signed(request, parsed)))
+    return web.json_response(signature_response(await _signed(request, parsed)), dumps=json_text)
 
 
 async def own_signature(request: web.Request) -> web.Response:
@@ -180,7 +181,7 @@ async def own_signature(request: web.Request) -> web.Response:
     parsed = own_request(fields, request.query, request.headers)
     result = await _signed(request, parsed)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return web.json_response(own_response(result, elapsed_ms))
+    return web.json_response(own_response(result, elapsed_ms), dumps=json_text)
 
 
 async def rate_limits(request: web.Request) -> web.Response:
@@ -189,7 +190,7 @@ async def rate_limits(request: web.Request) -> web.Response:
     trace.raw_key = parse_api_key(request.query, request.headers)
     await admit(request.app[ACCOUNTING], trace.raw_key, trace.client_ip, trace.access, count=False)
     assert trace.access.decision is not None
-    return web.json_response(rate_limits_body(trace.access.decision))
+    return web.json_response(rate_limits_body(trace.access.decision), dumps=json_text)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -220,7 +221,7 @@ async def health(request: web.Request) -> web.Response:
         # closed | half_open | open; null when this server opens no LIVE rooms.
         "tiktok_upstream": breaker.value if breaker is not None else None,
     }
-    return web.json_response(body, status=200 if healthy else 503)
+    return web.json_response(body, status=200 if healthy else 503, dumps=json_text)
 
 
 async def metrics_text(request: web.Request) -> web.Response:
@@ -231,7 +232,7 @@ async def metrics_text(request: web.Request) -> web.Response:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(VERSION))
+    return web.json_response(openapi_document(VERSION), dumps=json_text)
 
 
 async def docs(request: web.Request) -> web.Response:

@@ -41,6 +41,7 @@ from workers import SignQueue
 from .connect_parsing import ConnectQuery, connect_query, unique_id_of
 from .context import TIKTOK, TRACE, ConnectTrace, RequestTrace
 from .errors import ApiError, api_error_from_sign_error, api_error_from_tiktok
+from .jsontext import json_text
 
 __all__ = [
     "CONNECT_CONTENT_TYPE",
@@ -205,4 +206,4 @@ async def _room_id(request: web.Request, handle: str) -> web.Response:
         "routes_attempted": list(info.routes_attempted),
         "source": info.source,
     }
-    return web.json_response(body)
+    return web.json_response(body, dumps=json_text)

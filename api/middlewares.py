@@ -51,6 +51,7 @@ from .errors import (
     eulerstream_error_body,
     structured_error_body,
 )
+from .jsontext import json_text
 from .metrics import ApiMetrics
 from .parsing import MAX_BODY_BYTES, parse_api_key
 from .ratelimit_headers import rate_limit_headers
@@ -93,7 +94,7 @@ def error_response(
         body = {**(fields or {}), **eulerstream_error_body(error)}
     else:
         body = structured_error_body(error, datetime.now(UTC))
-    response = web.json_response(body, status=error.status)
+    response = web.json_response(body, status=error.status, dumps=json_text)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     response.headers.update(error.headers)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 import structlog
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
@@ -361,7 +361,7 @@ class SignQueue:
 
     def _deliver(self, message: dict[str, Any]) -> None:
         if message.get("type") == "message":
-            data = json.loads(message["data"])
+            data = orjson.loads(message["data"])
             worker_id, queue_wait_ms = data.get("worker"), data.get("queue_wait_ms")
             for request_id, answer in data["answers"].items():
                 future = self._waiting.get(request_id)

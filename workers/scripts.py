@@ -165,7 +165,7 @@ class QueueScripts:
         if job_ids:
             await self._renew(keys=[self.leases], args=["", lease_ms, *job_ids])
 
-    async def finish(self, job_id: str, channel: str | None, message: str) -> None:
+    async def finish(self, job_id: str, channel: str | None, message: str | bytes) -> None:
         """Hand the answers to the caller, end the lease, delete the job: one round trip.
 
         With no `channel` (a job nobody can be answered for) only the clean-up is done.

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import orjson
 import structlog
 from arq.jobs import deserialize_job_raw
 from redis.asyncio import Redis
@@ -250,7 +250,7 @@ class QueueWorker:
             "answers": answers,
         }
         try:
-            await self.scripts.finish(job.job_id, reply_to, json.dumps(message))
+            await self.scripts.finish(job.job_id, reply_to, orjson.dumps(message))
         except (RedisError, OSError) as error:
             # The lease runs out and another take signs the job again.
             log.warning("answer not delivered", job_id=job.job_id, error=str(error))
