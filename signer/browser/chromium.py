@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,10 +24,15 @@ import aiohttp
 from ..errors import EngineUnavailable
 from .cdp import CdpConnection
 from .launch import CHROMIUM_ARGS, HEADLESS_ARGS, devtools_endpoint
+from .procs import cmdline, die_with
 
 __all__ = ["Chromium"]
 
 _CLOSE_GRACE = 3.0  # seconds a closing browser gets before it is killed
+PROFILE_PREFIX = "signer-chromium-"  # of each browser's private profile folder
+# A profile folder no Chromium uses is removed at the next launch once it is this old
+# (a younger one may be another pool's, launching): what a worker killed hard leaves.
+_STALE_PROFILE_AGE = 60.0
 
 
 class Chromium:
@@ -70,7 +76,8 @@ class Chromium:
         """Start Chromium and connect to it; `marker` is an extra switch Chromium ignores
         (it lets a test, or an operator, tell this browser's processes from others), and
         `extra_args` come after ours (`SIGNER_CHROMIUM_ARGS`)."""
-        profile = Path(tempfile.mkdtemp(prefix="signer-chromium-"))
+        _remove_stale_profiles()
+        profile = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX))
         args = [
             *CHROMIUM_ARGS,
             *HEADLESS_ARGS,
@@ -80,7 +87,8 @@ class Chromium:
             *extra_args,
         ]
         try:
-            # Its own session: on close the whole tree (zygotes, renderers) is signalled.
+            # Its own session: on close the whole tree (zygotes, renderers) is signalled;
+            # and it dies with this process (its helpers follow it: their IPC closes).
             process = await asyncio.create_subprocess_exec(
                 executable,
                 *args,
@@ -88,6 +96,7 @@ class Chromium:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with(os.getpid()),
             )
         except OSError as error:
             shutil.rmtree(profile, ignore_errors=True)
@@ -187,3 +196,22 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     if process.returncode is None:
         await process.wait()
+
+
+def _remove_stale_profiles() -> None:
+    """Remove the profile folders of browsers that are gone (their worker was killed
+    before it could remove them): not named by any running process, and not new."""
+    root = Path(tempfile.gettempdir())
+    found = list(root.glob(PROFILE_PREFIX + "*"))
+    if not found:
+        return
+    in_use = set()
+    for pid in (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()):
+        for arg in cmdline(pid):
+            if arg.startswith("--user-data-dir=" + str(root / PROFILE_PREFIX)):
+                in_use.add(arg.split("=", 1)[1])
+    now = time.time()
+    for folder in found:
+        with contextlib.suppress(OSError):
+            if str(folder) not in in_use and now - folder.stat().st_mtime > _STALE_PROFILE_AGE:
+                shutil.rmtree(folder, ignore_errors=True)

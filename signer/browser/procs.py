@@ -1,11 +1,16 @@
-"""Process facts from /proc: a process tree, its command lines and its memory."""
+"""Process facts from /proc (a process tree, its command lines, its memory), and tying a
+child's life to its parent's."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["children", "cmdline", "descendants", "tree_rss_bytes"]
+__all__ = ["children", "cmdline", "descendants", "die_with", "tree_rss_bytes"]
 
 
 def children(pid: int) -> list[int]:
@@ -55,3 +60,23 @@ def tree_rss_bytes(root: int | None = None) -> int:
     """Memory (PSS) of `root` and everything below it (Chromium, driver, renderers)."""
     pid = root if root is not None else os.getpid()
     return sum(_memory(p) for p in [pid, *descendants(pid)])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """A `preexec_fn` that has Linux SIGKILL the child when `parent` (the process that
+    starts it) dies, however it dies: a worker killed hard leaves no Chromium behind.
+    Elsewhere than Linux it does nothing."""
+
+    def tie() -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # it died before we asked
+            os._exit(1)
+
+    return tie

@@ -4,12 +4,19 @@ and nothing left behind when the pool closes."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from signer import Signer, SignerSettings, SignRequest
 from signer.browser import BrowserEngine
+from signer.browser.chromium import PROFILE_PREFIX
 from signer.browser.launch import DISABLED_FEATURES
 from signer.browser.procs import cmdline, descendants
 
@@ -20,6 +27,10 @@ def _args(pid: int) -> list[str]:
     # Chromium's helper processes rewrite their command line as one string with spaces.
     raw = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     return [part for arg in raw.split("\0") for part in arg.split(" ") if part]
+
+
+def _present(folder: Path) -> bool:
+    return folder.is_dir()
 
 
 def _pool(signer: Signer) -> BrowserEngine:
@@ -82,3 +93,60 @@ async def test_extra_switches_reach_chromium_after_ours(require_chromium: None) 
         pid = _pool(signer).pool.browser_pid
         assert pid is not None
         assert cmdline(pid)[-1] == "--signer-test-switch"
+
+
+_HOST = """
+import asyncio, sys
+from signer import SignerSettings
+from signer.browser.pool import ContextPool
+from signer.profiles import PROFILES
+
+async def main() -> None:
+    pool = ContextPool(SignerSettings(engine="browser", contexts=1), PROFILES)
+    await pool.start()
+    print(pool.browser_pid, flush=True)
+    await asyncio.sleep(120)
+
+import uvloop
+(uvloop.run if sys.argv[1] == "uvloop" else asyncio.run)(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_chromium_dies_with_a_worker_killed_hard(require_chromium: None, loop: str) -> None:
+    host = subprocess.Popen([sys.executable, "-c", _HOST, loop], stdout=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        pid = int(host.stdout.readline())
+        tree = [pid, *descendants(pid)]
+        assert cmdline(pid), "Chromium is not running"
+        host.send_signal(signal.SIGKILL)
+        host.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while [p for p in tree if cmdline(p)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in tree if cmdline(p)] == [], "Chromium outlived its worker"
+    finally:
+        host.kill()
+        host.wait()
+
+
+async def test_a_launch_removes_profiles_left_by_dead_browsers(require_chromium: None) -> None:
+    root = Path(tempfile.gettempdir())
+    stale = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX, dir=root))
+    fresh = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX, dir=root))
+    (stale / "Local State").write_text("{}")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    try:
+        async with Signer(SignerSettings(engine="browser", contexts=1)) as signer:
+            live = _pool(signer).pool._browser
+            assert live is not None
+            assert (_present(stale), _present(fresh), _present(live.profile)) == (
+                False,
+                True,  # may be another pool's, launching
+                True,
+            )
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
