@@ -13,8 +13,9 @@ Every request is `POST /signature` with a distinct webcast URL of about 900 char
 (the Lua script counts per thread) and the key in `X-Api-Key`.
 
 Measured:
-  - PSS (from /proc/<pid>/smaps_rollup) of the API, the worker's Python, Playwright's
-    Node driver and every Chromium process (renderers counted apart), warm and again
+  - PSS (from /proc/<pid>/smaps_rollup) of the API, the worker's Python, every Chromium
+    process (renderers counted apart) and Playwright's Node driver (in a stack from
+    before the worker drove Chromium itself), warm and again
     after the load; Redis and Postgres are left out;
   - per round, `--connections` (64) connections for `--duration` s, then 1 connection for
     as long: signatures a second (2xx answers), latency p50/p99 (wrk `--latency`), and
