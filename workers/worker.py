@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -82,6 +83,15 @@ async def sign_payloads(
                 encode_error(result) if isinstance(result, SignError) else encode_result(result)
             )
     return answers
+
+
+def _encoded(message: dict[str, Any]) -> bytes:
+    """An answer message as JSON: orjson, else the standard encoder for what orjson
+    refuses (an integer beyond 64 bits, a lone surrogate), so it is always sent."""
+    try:
+        return orjson.dumps(message)
+    except TypeError:
+        return json.dumps(message).encode()
 
 
 class QueueWorker:
@@ -250,7 +260,7 @@ class QueueWorker:
             "answers": answers,
         }
         try:
-            await self.scripts.finish(job.job_id, reply_to, orjson.dumps(message))
+            await self.scripts.finish(job.job_id, reply_to, _encoded(message))
         except (RedisError, OSError) as error:
             # The lease runs out and another take signs the job again.
             log.warning("answer not delivered", job_id=job.job_id, error=str(error))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,10 @@ import orjson
 from ..errors import EngineUnavailable
 
 __all__ = ["CdpConnection", "CdpError", "EventHandler"]
+
+log = logging.getLogger(__name__)
+# A closing handshake the other end never answers (a hung Chromium) waits this long.
+_CLOSE_TIMEOUT = 1.0
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -44,7 +50,12 @@ class CdpConnection:
         self.closed = False
 
     async def connect(self, session: aiohttp.ClientSession, url: str) -> None:
-        self._socket = await session.ws_connect(url, max_msg_size=0, autoping=False)
+        self._socket = await session.ws_connect(
+            url,
+            max_msg_size=0,
+            autoping=False,
+            timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
+        )
         self._reader = asyncio.create_task(self._read(self._socket), name=f"devtools-{self.name}")
 
     def on(self, method: str, handler: EventHandler) -> None:
@@ -100,7 +111,7 @@ class CdpConnection:
             async for message in socket:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
-                data = orjson.loads(message.data)
+                data = _decoded(message.data)
                 call_id = data.get("id")
                 if call_id is not None:
                     future = self._pending.get(call_id)
@@ -108,8 +119,15 @@ class CdpConnection:
                         future.set_result(data)
                     continue
                 handler = self._handlers.get(data.get("method", ""))
-                if handler is not None:
+                if handler is None:
+                    continue
+                try:
                     handler(data.get("params", {}))
+                except Exception:  # a bug of a handler's: the connection is not at fault
+                    log.exception("%s: the handler of %s failed", self.name, data.get("method"))
+        except Exception:
+            log.exception("%s: reading failed", self.name)
+            raise
         finally:
             self.fail(f"{self.name} disconnected")
 
@@ -136,3 +154,13 @@ class CdpConnection:
                 await self._reader
         for task in list(self._posted):
             task.cancel()
+
+
+def _decoded(text: str) -> dict[str, Any]:
+    """A DevTools message: orjson, else the standard decoder, which takes what orjson
+    refuses and Chromium sends (a lone surrogate escaped in a page's string)."""
+    try:
+        value: dict[str, Any] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)
+    return value

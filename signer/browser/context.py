@@ -124,6 +124,7 @@ class WarmContext:
                     f"globalThis.__ttsigner.init({json.dumps(config)})", timeout
                 )
                 await channel.bind(timeout)
+                navigator, canvas = _presented(report, user_agent, slot)
         except BaseException as error:
             await channel.close()
             if context_id:
@@ -131,14 +132,38 @@ class WarmContext:
             if isinstance(error, TimeoutError):
                 raise EngineUnavailable(f"page {slot} did not open in {timeout:g} s") from None
             raise
+        return cls(slot, profile, browser, context_id, channel, canvas, navigator)
+
+    async def sign(self, items: list[PageItem], timeout: float) -> list[PageResult]:
+        results = await self.channel.call(items, timeout)
+        self.signed += len(items)
+        return results
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in this context's page."""
+        return await self.channel.evaluate(expression)
+
+    def due_for_recycle(self, max_signatures: int, max_age: float) -> bool:
+        return self.signed >= max_signatures or time.monotonic() - self.created >= max_age
+
+    async def close(self, *, dispose: bool = True) -> None:
+        """Close the page's connection and, unless the browser is closing anyway
+        (`dispose` false), the context."""
+        await self.channel.close()
+        if dispose:
+            await self.browser.close_context(self.context_id)
+
+
+def _presented(report: dict[str, Any], user_agent: str, slot: str) -> tuple[Navigator, int]:
+    """The navigator and canvas our page's `init` reported; `EngineUnavailable` when the
+    page does not present its profile (or reported something else than it should)."""
+    try:
         live = report["navigator"]
         if (
             live["webdriver"]
             or "Headless" in live["user_agent"]
             or live["user_agent"] != user_agent
         ):
-            await channel.close()
-            await browser.close_context(context_id)
             raise EngineUnavailable(f"context {slot} does not present its profile: {live}")
         name, version = browser_params(live["user_agent"])
         navigator = Navigator(
@@ -153,23 +178,11 @@ class WarmContext:
             browser_name=name,
             browser_version=version,
         )
-        return cls(slot, profile, browser, context_id, channel, int(report["canvas"]), navigator)
-
-    async def sign(self, items: list[PageItem], timeout: float) -> list[PageResult]:
-        results = await self.channel.call(items, timeout)
-        self.signed += len(items)
-        return results
-
-    async def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in this context's page."""
-        return await self.channel.evaluate(expression)
-
-    def due_for_recycle(self, max_signatures: int, max_age: float) -> bool:
-        return self.signed >= max_signatures or time.monotonic() - self.created >= max_age
-
-    async def close(self) -> None:
-        await self.channel.close()
-        await self.browser.close_context(self.context_id)
+        return navigator, int(report["canvas"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise EngineUnavailable(
+            f"context {slot} reported an unreadable profile: {error!r}"
+        ) from None
 
 
 def _serve_page(cdp: CdpConnection, html: str) -> asyncio.Future[None]:

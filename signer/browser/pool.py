@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,8 @@ class ContextPool:
         self._generation = 0
         self._idle = 0  # loops waiting for work
         self._closing = False
-        self._lost: Chromium | None = None  # the browser last counted as lost
+        # Browsers counted as lost: their exit and failed calls may each report it.
+        self._counted_lost: weakref.WeakSet[Chromium] = weakref.WeakSet()
         self._backoff: dict[int, float] = {}  # slot -> next wait after a failed open
         self._presenting: dict[int, Profile] = {}  # slot -> its profile (opening or open)
         self.stats = PoolStats(contexts_configured=settings.contexts)
@@ -151,10 +153,13 @@ class ContextPool:
             job = self._queue.get_nowait()
             if not job.future.done():
                 job.future.set_exception(EngineUnavailable("the signer is shutting down"))
-        for index, warm in enumerate(self._slots):
-            if warm is not None:
-                await warm.close()
-                self._slots[index] = None
+        # Together, and without disposing of contexts the browser's own close ends: a hung
+        # browser makes each close wait for its timeouts.
+        open_slots = [warm for warm in self._slots if warm is not None]
+        self._slots = [None] * len(self._slots)
+        await asyncio.gather(
+            *(warm.close(dispose=False) for warm in open_slots), return_exceptions=True
+        )
         if self._browser is not None:
             await self._browser.close()
             self._browser = None
@@ -473,6 +478,8 @@ class ContextPool:
                 return browser
             relaunch = browser is not None
             if browser is not None:
+                # Dead before its exit or lost socket was heard (a zombie): lost all the same.
+                self._browser_lost(browser)
                 self.stats.browser_restarts += 1
                 await browser.close()
             assert self._session is not None
@@ -509,8 +516,8 @@ class ContextPool:
         # Every page of that browser is gone: fail their calls now rather than at timeout.
         if self._closing:
             return
-        if browser is not self._lost:  # its exit and a failed call may both report it
-            self._lost = browser
+        if browser not in self._counted_lost:
+            self._counted_lost.add(browser)
             self.stats.crashes += 1
             log.warning("Chromium %d lost; relaunching", browser.pid)
         for warm in self._slots:

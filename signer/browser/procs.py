@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -65,17 +66,30 @@ def tree_rss_bytes(root: int | None = None) -> int:
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's `prctl`, looked up once (finding libc runs `ldconfig`); None off Linux."""
+    try:
+        function: Callable[..., int] = ctypes.CDLL(
+            ctypes.util.find_library("c") or "libc.so.6", use_errno=True
+        ).prctl
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
 def die_with(parent: int) -> Callable[[], None]:
     """A `preexec_fn` that has Linux SIGKILL the child when `parent` (the process that
     starts it) dies, however it dies: a worker killed hard leaves no Chromium behind.
+    libc is loaded here, in the parent: between fork and exec the child only makes two
+    system calls (a worker has threads, and a forked child of one should do no more).
     Elsewhere than Linux it does nothing."""
+    prctl = _prctl()
+    if prctl is None:
+        return lambda: None
 
     def tie() -> None:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            return
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # it died before we asked
             os._exit(1)
 

@@ -150,3 +150,26 @@ async def test_a_launch_removes_profiles_left_by_dead_browsers(require_chromium:
     finally:
         shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(fresh, ignore_errors=True)
+
+
+async def test_a_hung_browser_is_closed_in_seconds(require_chromium: None) -> None:
+    signer = Signer(SignerSettings(engine="browser", contexts=4))
+    await signer.start()
+    pool = _pool(signer).pool
+    await pool.wait_warm()
+    pid = pool.browser_pid
+    assert pid is not None
+    tree = [pid, *descendants(pid)]
+    os.killpg(pid, signal.SIGSTOP)  # the browser and its helpers: nothing answers
+    started = time.monotonic()
+    await signer.close()
+    assert time.monotonic() - started < 10
+    assert [p for p in tree if cmdline(p)] == []
+
+
+async def test_a_string_orjson_refuses_does_not_break_the_page(browser_signer: Signer) -> None:
+    # Chromium escapes a lone surrogate as \\ud800, which orjson will not decode.
+    warm = _pool(browser_signer).pool.contexts()[0]
+    assert await warm.evaluate("'a\\ud800b'") == "a\ud800b"
+    assert not warm.channel.closed
+    await browser_signer.sign(SignRequest(FETCH_URL))
