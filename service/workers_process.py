@@ -10,8 +10,6 @@ as `signer_worker_restarts` (the supervisor serves no metrics of its own).
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import signal
@@ -22,6 +20,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 from signer import SignerSettings
+from signer.browser.procs import signal_on_parent_death
 from workers.config import QueueSettings, WorkerSettings
 from workers.metrics import serve_metrics
 from workers.worker import build_worker
@@ -32,7 +31,6 @@ from .loop import run
 
 __all__ = ["run_workers", "serve_worker"]
 
-PR_SET_PDEATHSIG = 1  # prctl(2)
 RESTART_BACKOFF = 1.0  # seconds before the first restart of a slot; doubles while it fails
 RESTART_BACKOFF_MAX = 30.0
 STEADY_SECONDS = 60.0  # a worker that ran this long before dying starts its slot's backoff over
@@ -95,10 +93,7 @@ async def serve_worker(
 def _die_with_parent() -> None:
     """Have Linux send this process SIGTERM when its parent dies (even by SIGKILL), so a
     worker never outlives the `signer worker` that started it; it then drains as usual."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the parent's SIGTERM still reaches us
+    if not signal_on_parent_death(signal.SIGTERM):  # not Linux: its SIGTERM still comes
         return
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # it died before we asked

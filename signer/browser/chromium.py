@@ -24,7 +24,7 @@ import aiohttp
 from ..errors import EngineUnavailable
 from .cdp import CdpConnection
 from .launch import CHROMIUM_ARGS, HEADLESS_ARGS, devtools_endpoint
-from .procs import cmdline, die_with
+from .procs import cmdline, parent_death_signal
 
 __all__ = ["Chromium"]
 
@@ -96,7 +96,7 @@ class Chromium:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=die_with(os.getpid()),
+                preexec_fn=parent_death_signal(signal.SIGKILL),
             )
         except OSError as error:
             shutil.rmtree(profile, ignore_errors=True)

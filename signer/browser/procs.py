@@ -7,11 +7,17 @@ import ctypes
 import ctypes.util
 import functools
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["children", "cmdline", "descendants", "die_with", "tree_rss_bytes"]
+__all__ = [
+    "children",
+    "cmdline",
+    "descendants",
+    "parent_death_signal",
+    "signal_on_parent_death",
+    "tree_rss_bytes",
+]
 
 
 def children(pid: int) -> list[int]:
@@ -78,19 +84,31 @@ def _prctl() -> Callable[..., int] | None:
     return function
 
 
-def die_with(parent: int) -> Callable[[], None]:
-    """A `preexec_fn` that has Linux SIGKILL the child when `parent` (the process that
-    starts it) dies, however it dies: a worker killed hard leaves no Chromium behind.
-    libc is loaded here, in the parent: between fork and exec the child only makes two
-    system calls (a worker has threads, and a forked child of one should do no more).
-    Elsewhere than Linux it does nothing."""
+# service/stack/services.py keeps a copy for `signer up`, which must start without
+# importing the signer package.
+def parent_death_signal(signum: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that has Linux send `signum` to the child when the thread that
+    started it dies (the whole process, for the main thread), SIGKILL included; None
+    where prctl(2) is not available. libc is looked up here, in the parent: between fork
+    and exec the child only makes its system calls (a forked child of a process with
+    threads should do no more)."""
+    if _prctl() is None:  # looked up now, in the parent (the child finds it cached)
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        signal_on_parent_death(signum)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signum)
+
+    return arm
+
+
+def signal_on_parent_death(signum: int) -> bool:
+    """Have Linux send this process `signum` when its parent dies, even by SIGKILL
+    (`prctl(PR_SET_PDEATHSIG)`); False where that cannot be asked (not Linux)."""
     prctl = _prctl()
     if prctl is None:
-        return lambda: None
-
-    def tie() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # it died before we asked
-            os._exit(1)
-
-    return tie
+        return False
+    prctl(_PR_SET_PDEATHSIG, signum)
+    return True
