@@ -52,7 +52,7 @@ class Chromium:
         self.version = version  # "156.0.8078.114"
         self._browser = browser
         self._lost_callbacks: list[Callable[[Chromium], None]] = []
-        self.lost = False
+        self._ended = False  # lost or closed: no callbacks after either
         self._watcher = asyncio.create_task(self._watch(), name=f"chromium-{process.pid}")
         browser.on_close(lambda _reason: self._report_lost())
 
@@ -62,7 +62,7 @@ class Chromium:
 
     @property
     def connected(self) -> bool:
-        return not self.lost
+        return not self._ended
 
     @classmethod
     async def launch(
@@ -150,7 +150,7 @@ class Chromium:
 
     async def close_context(self, context_id: str) -> None:
         """Close a context and its pages; quietly, when the browser is gone."""
-        if self.lost:
+        if self._ended:
             return
         with contextlib.suppress(EngineUnavailable, TimeoutError):
             async with asyncio.timeout(5):
@@ -160,7 +160,7 @@ class Chromium:
 
     async def close(self) -> None:
         """Ask Chromium to quit, kill it if it lingers, and remove its profile folder."""
-        self.lost = True  # closing is not losing: no callbacks
+        self._ended = True  # closing is not losing: no callbacks
         if self.process.returncode is None:
             with contextlib.suppress(EngineUnavailable, TimeoutError):
                 async with asyncio.timeout(1):
@@ -177,9 +177,9 @@ class Chromium:
         self._report_lost()
 
     def _report_lost(self) -> None:
-        if self.lost:
+        if self._ended:
             return
-        self.lost = True
+        self._ended = True
         for callback in self._lost_callbacks:
             callback(self)
 
